@@ -1,0 +1,57 @@
+"""Expectations checked while an experiment runs: alerts, scaling, recovery...
+
+A check is started (in its own thread) when the first fault is injected and
+returns a :class:`CheckResult` that carries the numbers that decided it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
+
+
+@dataclass
+class CheckResult:
+    kind: str
+    passed: bool
+    summary: str  # one sentence with the numbers, e.g. "alert ApiDown fired after 6.8s (<= 30s)"
+    measured: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunClock:
+    """Moments of the run that checks measure from (epoch seconds)."""
+
+    started_at: float
+    injected_at: float | None = None
+    reverted_at: float | None = None
+    reverted: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def wait_until(self, deadline: float, step: float = 0.25) -> bool:
+        """Sleep until ``deadline`` (epoch) or until the run is stopped. False if stopped."""
+        while time.time() < deadline:
+            if self.stop.wait(min(step, max(0.0, deadline - time.time()))):
+                return False
+        return True
+
+
+class Check(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, target: "Target", params: dict[str, Any]):
+        self.target = target
+        self.params = params
+
+    @abstractmethod
+    def run(self, clock: RunClock) -> CheckResult:
+        """Watch until the expectation is met or its time is up. Runs in a thread."""
+
+    def describe(self) -> str:
+        args = " ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.kind} {args}".strip()

@@ -1,0 +1,95 @@
+"""Expectations an experiment may name under ``expect:``, with their parameters."""
+from __future__ import annotations
+
+from harness.faults.catalogue import DURATION, SELECTOR, FaultKind as CheckKind
+
+CATALOGUE: dict[str, CheckKind] = {
+    k.name: k
+    for k in [
+        CheckKind(
+            "alert-fires",
+            "An alert reaches Alertmanager (and, when a receiver is named, a notification "
+            "arrives there) within the time the plan allows.",
+            {
+                "alert": {"type": "string"},
+                "within": DURATION,
+                "severity": {"type": "string"},
+                "receiver": {"type": "string"},
+                "labels": SELECTOR,
+            },
+            required=("alert", "within"),
+        ),
+        CheckKind(
+            "alert-silent",
+            "An alert does NOT fire during the run (e.g. no page for a tolerated fault).",
+            {"alert": {"type": "string"}},
+            required=("alert",),
+        ),
+        CheckKind(
+            "recovers",
+            "Everything the fault touched is healthy again within the time after the fault "
+            "is reverted (lab: all replicas serving, all backends up; Kubernetes: the "
+            "Deployment's available replicas back to desired).",
+            {
+                "within": DURATION,
+                "deployment": {"type": "string"},
+                "namespace": {"type": "string"},
+                "selector": SELECTOR,
+                "from": {"enum": ["inject", "revert"]},
+                # Kubernetes: fewest serving pods allowed at any moment (default 1: the
+                # service is never down, so a single-replica Deployment fails a pod kill)
+                "min-available": {"type": "integer", "minimum": 0},
+            },
+            required=("within",),
+        ),
+        CheckKind(
+            "replicas",
+            "Replica count (desired/current, e.g. by autoscaling) reaches a bound within a time.",
+            {
+                "deployment": {"type": "string"},
+                "hpa": {"type": "string"},
+                "namespace": {"type": "string"},
+                "app": {"type": "string"},
+                "at-least": {"type": "integer", "minimum": 0},
+                "at-most": {"type": "integer", "minimum": 0},
+                "within": DURATION,
+                # measure from the injection (scale-out) or from the revert (scale-in)
+                "from": {"enum": ["inject", "revert"]},
+            },
+            required=("within",),
+        ),
+        CheckKind(
+            "pods-per-zone",
+            "After a zone loss, pods are spread over the remaining zones (at least N per zone).",
+            {
+                "deployment": {"type": "string"},
+                "namespace": {"type": "string"},
+                "selector": SELECTOR,
+                "min-per-zone": {"type": "integer", "minimum": 0},
+                "within": DURATION,
+            },
+            required=("within",),
+        ),
+        CheckKind(
+            "no-pending-pods",
+            "No pod stays Pending longer than the time given.",
+            {"namespace": {"type": "string"}, "selector": SELECTOR, "within": DURATION},
+            required=("within",),
+        ),
+        CheckKind(
+            "writes-resume",
+            "Database writes succeed again within the time after the fault (write outage "
+            "measured) and no acknowledged write is lost.",
+            {
+                "within": DURATION,
+                "max-lost-writes": {"type": "integer", "minimum": 0},
+            },
+            required=("within",),
+        ),
+        CheckKind(
+            "db-quorum",
+            "The database keeps one primary (and its consensus store a quorum) throughout.",
+            {"within": DURATION},
+        ),
+    ]
+}

@@ -1,0 +1,111 @@
+"""Typed experiment objects. Dicts stop at the loader; everything after uses these."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.load.generator import LoadSpec
+from harness.quantities import Objective
+
+
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One objective on one SLI, from one source (load generator or Prometheus)."""
+
+    sli: str  # availability, latency_p99, ... or a Prometheus SLO's name
+    objective: Objective
+    source: str  # "load" | "prometheus"
+    query: str | None = None  # PromQL for source=prometheus; $window substituted
+    where: Where | None = None
+
+    @property
+    def label(self) -> str:
+        side = "users" if self.source == "load" else "server"
+        return f"{self.sli} {self.objective} ({side})"
+
+
+@dataclass(frozen=True)
+class SloSet:
+    window: float
+    slos: tuple[Slo, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One method step: a fault held for a duration, a pause, or a CTK activity."""
+
+    kind: str  # "fault" | "pause" | "activity"
+    fault: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+    concurrent: bool = False
+    activity: dict[str, Any] | None = None
+    label: str = ""
+    where: Where | None = None
+
+    def describe(self) -> str:
+        if self.kind == "fault":
+            args = " ".join(f"{k}={v}" for k, v in self.params.items())
+            return f"{self.fault} {args}".strip()
+        if self.kind == "pause":
+            return f"pause {self.duration:g}s"
+        return f"{(self.activity or {}).get('type', 'activity')} {(self.activity or {}).get('name', '')}"
+
+
+@dataclass(frozen=True)
+class AbortCondition:
+    text: str  # as written, for messages: "error_ratio > 20% for 2s"
+    sli: str | None = None  # client SLI name, "elapsed", or None for a PromQL condition
+    objective: Objective | None = None  # the BREACH condition (abort when it holds)
+    hold: float = 0.0  # "for": breach must last this long
+    window: float = 1.0  # SLI window evaluated at each tick
+    source: str = "load"
+    query: str | None = None
+    reason: str = ""
+    where: Where | None = None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    kind: str
+    params: dict[str, Any]
+    where: Where | None = None
+
+
+@dataclass
+class Experiment:
+    path: Path
+    title: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    target: str | None = None
+    plan: str | None = None
+    load: LoadSpec | None = None
+    steady_state: SloSet | None = None
+    under_fault: SloSet | None = None
+    method: tuple[Step, ...] = ()
+    abort: tuple[AbortCondition, ...] = ()
+    recovery_within: float | None = None
+    recovery_window: float | None = None
+    expect: tuple[Expectation, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)  # the document as written
+    plain_ctk: bool = False  # no harness keys: a plain Chaos Toolkit experiment
+
+    @property
+    def faults(self) -> list[Step]:
+        return [s for s in self.method if s.kind == "fault"]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem

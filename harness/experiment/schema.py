@@ -1,0 +1,176 @@
+"""JSON Schema of the harness's experiment format (a superset of Chaos Toolkit's).
+
+A plain Chaos Toolkit experiment (no harness keys) is valid as it is and runs
+unchanged. The harness adds: ``load``, ``steady-state``, ``under-fault``, harness
+method steps (``fault:`` / ``pause:``), ``abort-when``, ``recovery``, ``expect``,
+``target`` and ``plan``. ``harness schema`` prints this schema.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks.catalogue import CATALOGUE as CHECKS
+from harness.faults.catalogue import CATALOGUE as FAULTS
+from harness.sli.client import CLIENT_SLIS
+
+DURATION = {"type": ["string", "number"], "description": "a duration: 30s, 500ms, 2m"}
+OBJECTIVE = {"type": "string", "description": "a comparison: '>= 99%', '< 500ms', '<= 0.1%'"}
+
+SLO_MAP = {
+    "type": "object",
+    "description": "SLI name -> objective, e.g. availability: '>= 99%'",
+    "propertyNames": {"enum": list(CLIENT_SLIS)},
+    "additionalProperties": OBJECTIVE,
+}
+
+PROM_SLO = {
+    "type": "object",
+    "required": ["name", "query", "objective"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "query": {"type": "string", "description": "PromQL; '$window' is replaced by the window, e.g. [30s]"},
+        "objective": OBJECTIVE,
+        "unit": {"enum": ["ratio", "seconds", "number"]},
+    },
+}
+
+SLO_BLOCK = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "window": DURATION,
+        "slo": SLO_MAP,
+        "prometheus": {"type": "array", "items": PROM_SLO},
+        "server-slo": {**SLO_MAP, "description": "the same SLIs, as Prometheus sees them (server side)"},
+    },
+}
+
+COMMON_STEP = {
+    "duration": DURATION,
+    "concurrent": {"type": "boolean", "description": "start together with the next step"},
+    "label": {"type": "string"},
+}
+
+
+PAUSE_STEP = {
+    "type": "object",
+    "required": ["pause"],
+    "additionalProperties": False,
+    "properties": {"pause": DURATION, "label": {"type": "string"}},
+}
+
+
+def check_schema(kind) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(kind.required),
+        "additionalProperties": False,
+        "properties": kind.params,
+    }
+
+
+def fault_step_schema(kind) -> dict[str, Any]:
+    props = {"fault": {"const": kind.name}, **COMMON_STEP, **kind.params}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["fault", *kind.required],
+        "additionalProperties": False,
+        "properties": props,
+    }
+    for group in kind.one_of:
+        schema.setdefault("allOf", []).append({"not": {"required": list(group)}})
+    return schema
+
+
+ABORT = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        **{sli: OBJECTIVE for sli in CLIENT_SLIS},
+        "elapsed": OBJECTIVE,
+        "prometheus": {"type": "string", "description": "PromQL returning one number"},
+        "is": OBJECTIVE,
+        "for": DURATION,
+        "window": DURATION,
+        "source": {"enum": ["load", "prometheus"]},
+        "reason": {"type": "string"},
+    },
+}
+
+CTK_ACTIVITY = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"enum": ["action", "probe"]}},
+}
+
+
+def experiment_schema() -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "resilience harness experiment",
+        "type": "object",
+        "required": ["title"],
+        "additionalProperties": False,
+        "properties": {
+            # Chaos Toolkit's own keys (passed to chaoslib unchanged)
+            "version": {"type": "string"},
+            "title": {"type": "string", "minLength": 1},
+            "description": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "contributions": {"type": "object"},
+            "configuration": {"type": "object"},
+            "secrets": {"type": "object"},
+            "extensions": {"type": "array"},
+            "controls": {"type": "array"},
+            "runtime": {"type": "object"},
+            "steady-state-hypothesis": {"type": "object"},
+            "rollbacks": {"type": "array", "items": CTK_ACTIVITY},
+            # Each step is checked against its own kind's schema by the loader
+            # (fault_step_schema / PAUSE_STEP / a Chaos Toolkit activity), which
+            # gives far clearer messages than one big anyOf.
+            "method": {"type": "array", "items": {"type": "object"}},
+            # The harness's keys
+            "target": {"type": "string", "description": "lab (default), or a target file"},
+            "plan": {"type": "string", "description": "operations plan file"},
+            "load": {
+                "type": "object",
+                "required": ["locustfile"],
+                "additionalProperties": False,
+                "properties": {
+                    "locustfile": {"type": "string"},
+                    "users": {"type": "integer", "minimum": 1, "maximum": 100000},
+                    "spawn-rate": {"type": "number", "exclusiveMinimum": 0},
+                    "warmup": DURATION,
+                    "host": {"type": "string"},
+                    "workers": {"type": "integer", "minimum": 0, "maximum": 64},
+                    "expect-workers": {"type": "integer", "minimum": 0},
+                    "master-bind": {"type": "string"},
+                },
+            },
+            "steady-state": SLO_BLOCK,
+            "under-fault": SLO_BLOCK,
+            "abort-when": {"type": "array", "items": ABORT},
+            "recovery": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["within"],
+                "properties": {"within": DURATION, "window": DURATION},
+            },
+            "expect": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "propertyNames": {"enum": list(CHECKS)},
+                    "additionalProperties": {"type": "object"},
+                },
+            },
+        },
+        "$defs": {
+            "fault-steps": {k: fault_step_schema(v) for k, v in FAULTS.items()},
+            "checks": {k: check_schema(v) for k, v in CHECKS.items()},
+        },
+    }

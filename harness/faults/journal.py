@@ -1,0 +1,195 @@
+"""The fault journal: every fault is on disk before it acts, until it is reverted.
+
+One append-only JSON-lines file per run under ``<state>/journal/``. Records:
+``prepared`` (fault kind, params, target description, revert state; fsynced before
+``inject`` is called), ``injected``, ``reverted`` / ``revert-failed``. A fault with
+``prepared`` but no ``reverted`` is *pending*: after a crash (SIGKILL, power loss)
+``harness cleanup`` or the next run's preflight rebuilds the target from its
+description and reverts it. A run whose faults are all reverted deletes its file.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import FaultError, LockHeld
+from harness.faults.base import Fault
+from harness.lab.config import state_root
+
+log = logging.getLogger(__name__)
+
+
+def journal_dir() -> Path:
+    d = state_root() / "journal"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@dataclass
+class Entry:
+    fault_id: str
+    kind: str
+    params: dict[str, Any]
+    target: dict[str, Any]
+    state: dict[str, Any]
+    description: str
+    injected_at: float | None = None
+    reverted_at: float | None = None
+    file: Path | None = None
+
+
+class FaultJournal:
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.path = journal_dir() / f"{run_id}.jsonl"
+        self.live: dict[str, tuple[Fault, Entry]] = {}
+
+    def _append(self, record: dict) -> None:
+        record["at"] = time.time()
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def inject(self, fault: Fault) -> Entry:
+        """Prepare, journal (durably), then inject. Returns the journal entry."""
+        state = fault.prepare()
+        entry = Entry(
+            fault_id=uuid.uuid4().hex[:12], kind=fault.kind, params=fault.params,
+            target=fault.target.describe(), state=state, description=fault.describe(),
+        )
+        self._append({"event": "prepared", "id": entry.fault_id, "kind": entry.kind, "params": entry.params,
+                      "target": entry.target, "state": state, "description": entry.description})
+        self.live[entry.fault_id] = (fault, entry)
+        fault.inject(state)
+        entry.injected_at = time.time()
+        self._append({"event": "injected", "id": entry.fault_id})
+        return entry
+
+    def revert(self, fault_id: str) -> Entry | None:
+        """Revert one fault (idempotent: a reverted fault is not reverted twice)."""
+        item = self.live.pop(fault_id, None)
+        if item is None:
+            return None
+        fault, entry = item
+        try:
+            fault.revert(entry.state)
+        except Exception as exc:
+            self.live[fault_id] = item
+            self._append({"event": "revert-failed", "id": fault_id, "error": str(exc)})
+            raise FaultError(f"could not revert {entry.description}: {exc} (run `harness cleanup`)") from exc
+        entry.reverted_at = time.time()
+        self._append({"event": "reverted", "id": fault_id})
+        return entry
+
+    def revert_all(self) -> list[Entry]:
+        """Revert every live fault, newest first; keep going past failures."""
+        done, errors = [], []
+        for fault_id in reversed(list(self.live)):
+            try:
+                e = self.revert(fault_id)
+                if e:
+                    done.append(e)
+            except FaultError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise FaultError("; ".join(errors))
+        return done
+
+    def close(self) -> None:
+        """Delete the journal file if nothing is pending."""
+        if not self.live and self.path.exists():
+            self.path.unlink()
+
+
+def pending() -> list[Entry]:
+    """Faults journaled by any run (this or a dead one) and not reverted."""
+    out = []
+    for path in sorted(journal_dir().glob("*.jsonl")):
+        entries: dict[str, Entry] = {}
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a torn last line after a crash
+            if rec.get("event") == "prepared":
+                entries[rec["id"]] = Entry(rec["id"], rec["kind"], rec["params"], rec["target"],
+                                           rec["state"], rec.get("description", rec["kind"]), file=path)
+            elif rec.get("event") == "injected" and rec["id"] in entries:
+                entries[rec["id"]].injected_at = rec["at"]
+            elif rec.get("event") == "reverted":
+                entries.pop(rec["id"], None)
+        if not entries:
+            path.unlink(missing_ok=True)
+        out.extend(entries.values())
+    return out
+
+
+def recover(progress=lambda msg: None) -> tuple[list[Entry], list[str]]:
+    """Revert every pending fault left by crashed runs. Returns (reverted, errors)."""
+    from harness.targets import target_from_description
+
+    reverted, errors = [], []
+    for entry in reversed(pending()):
+        progress(f"reverting leftover fault: {entry.description}")
+        try:
+            target = target_from_description(entry.target)
+            fault = target.fault(entry.kind, entry.params)
+            fault.revert(entry.state)
+            problems = fault.verify_reverted(entry.state)
+            if problems:
+                raise FaultError("; ".join(problems))
+        except Exception as exc:  # noqa: BLE001 - report and keep going
+            errors.append(f"{entry.description}: {exc}")
+            continue
+        assert entry.file is not None
+        with open(entry.file, "a") as f:
+            f.write(json.dumps({"event": "reverted", "id": entry.fault_id, "at": time.time(), "by": "cleanup"}) + "\n")
+        reverted.append(entry)
+    pending()  # drops files that are now fully reverted
+    return reverted, errors
+
+
+class RunLock:
+    """Only one experiment at a time on a machine (SPEC §3: never several at once).
+
+    flock is released by the kernel when the holder dies, even by SIGKILL.
+    """
+
+    def __init__(self) -> None:
+        self.path = state_root() / "run.lock"
+        self.fd: int | None = None
+
+    def acquire(self, what: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise LockHeld(f"another experiment is running ({holder or 'unknown'}); experiments never run at once") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {what}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def holder_pid(self) -> int | None:
+        try:
+            text = self.path.read_text()
+            return int(text.split()[1].rstrip(":")) if text.startswith("pid") else None
+        except (FileNotFoundError, ValueError, IndexError):
+            return None

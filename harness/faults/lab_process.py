@@ -1,0 +1,60 @@
+"""Process faults on the lab: pod-kill (a replica dies as a deleted/OOM-killed pod)."""
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+
+import psutil
+
+from harness.errors import FaultError
+from harness.faults.base import Fault, State
+
+
+class PodKill(Fault):
+    """SIGKILL replica processes chosen by label. The orchestrator restarts them (as a
+    ReplicaSet would), so revert has nothing to undo; it only waits for nothing."""
+
+    kind = "pod-kill"
+
+    def prepare(self) -> State:
+        candidates = [r for r in self.target.replicas(self.params.get("selector")) if r["pid"]]
+        if not candidates:
+            raise FaultError(f"pod-kill: no running replica matches {self.params.get('selector')}")
+        if "percent" in self.params:
+            n = max(1, math.ceil(len(candidates) * float(self.params["percent"]) / 100.0))
+        else:
+            n = int(self.params.get("count", 1))
+        if n > len(candidates):
+            raise FaultError(f"pod-kill: asked for {n} replicas, only {len(candidates)} match")
+        victims = random.sample(candidates, n)
+        out = []
+        for v in victims:
+            try:
+                created = psutil.Process(v["pid"]).create_time()
+            except psutil.Error:
+                created = 0.0
+            out.append({"name": v["name"], "pid": v["pid"], "created": created, "zone": v["zone"]})
+        return {"victims": out}
+
+    def inject(self, state: State) -> None:
+        sig = signal.SIGTERM if int(self.params.get("grace-period", 0) or 0) > 0 else signal.SIGKILL
+        for v in state["victims"]:
+            try:
+                # Never kill a recycled pid: check it is still the same process.
+                if psutil.Process(v["pid"]).create_time() == v["created"]:
+                    os.kill(v["pid"], sig)
+            except (psutil.Error, ProcessLookupError):
+                pass
+
+    def revert(self, state: State) -> None:
+        """Nothing to undo: restarting is the system's job, and what we verify."""
+
+    def describe(self) -> str:
+        sel = ",".join(f"{k}={v}" for k, v in (self.params.get("selector") or {}).items())
+        n = f"{self.params['percent']}%" if "percent" in self.params else str(self.params.get("count", 1))
+        return f"pod-kill {sel} count={n}"
+
+
+FAULTS = [PodKill]

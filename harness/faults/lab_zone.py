@@ -1,0 +1,37 @@
+"""Zone loss on the lab: the zone's namespace is cut off for real."""
+from __future__ import annotations
+
+from harness.errors import FaultError
+from harness.faults.base import Fault, State
+from harness.lab import network
+
+
+class ZoneLoss(Fault):
+    """Every process in the zone (api replicas, DB member, etcd member) becomes
+    unreachable at once. ``blackhole`` drops packets (peers hang until their
+    timeouts); ``refuse`` answers TCP with resets (peers fail fast)."""
+
+    kind = "zone-loss"
+
+    def prepare(self) -> State:
+        cfg = self.target.cfg
+        zone = str(self.params["zone"]).removeprefix("zone-")
+        if zone not in cfg.zones:
+            raise FaultError(f"zone-loss: no zone {self.params['zone']!r} in the lab (zones: {', '.join(cfg.zones)})")
+        mode = self.params.get("mode", "blackhole")
+        if mode not in ("blackhole", "refuse"):
+            raise FaultError(f"zone-loss mode {mode!r} is not available on the lab (blackhole or refuse)")
+        return {"zone": zone, "mode": mode}
+
+    def inject(self, state: State) -> None:
+        network.cut_zone(self.target.cfg, state["zone"], state["mode"])
+
+    def revert(self, state: State) -> None:
+        network.restore_zone(self.target.cfg, state["zone"])
+
+    def verify_reverted(self, state: State) -> list[str]:
+        status = network.zone_status(self.target.cfg, state["zone"])
+        return [] if status in ("up", "missing") else [f"zone {state['zone']} still {status}"]
+
+
+FAULTS = [ZoneLoss]

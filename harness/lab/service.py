@@ -1,0 +1,220 @@
+"""The lab's sample service: a small HTTP API with RED metrics, backed by PostgreSQL.
+
+Routes (what the default locustfile exercises):
+  GET  /api/ping            cheap, no dependencies
+  GET  /api/orders          read from the database
+  POST /api/orders          write to the database; every acknowledged write is logged
+  GET  /api/quote           calls the external dependency (timeout configurable)
+  GET  /api/work?ms=N       burns N ms of CPU (drives autoscaling)
+  GET  /healthz             liveness/readiness for HAProxy
+  GET  /metrics             Prometheus: http_requests_total, http_request_duration_seconds
+
+Run as ``python -m harness.lab.service --listen IP:PORT ...`` (the orchestrator does).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+)
+DB_ERRORS = Counter("db_errors_total", "database errors", ["kind"])
+DEP_ERRORS = Counter("dependency_errors_total", "dependency call errors", ["kind"])
+UP_SINCE = Gauge("service_start_time_seconds", "when this replica started")
+
+
+class App:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.pool = None
+        self.ack_log = None
+        self.memory_orders = 0
+        self.lock = threading.Lock()
+        if args.ack_log:
+            os.makedirs(os.path.dirname(args.ack_log), exist_ok=True)
+            self.ack_log = open(args.ack_log, "a", buffering=1)
+        if args.db:
+            from psycopg_pool import ConnectionPool
+
+            self.pool = ConnectionPool(
+                args.db,
+                min_size=1,
+                max_size=args.db_pool,
+                open=False,
+                timeout=args.db_timeout,
+                kwargs={"connect_timeout": max(1, int(args.db_timeout)), "autocommit": True},
+            )
+            self.pool.open(wait=False)
+            threading.Thread(target=self._ensure_schema, daemon=True).start()
+
+    def _ensure_schema(self) -> None:
+        while True:
+            try:
+                with self.pool.connection() as conn:
+                    conn.execute(
+                        "CREATE TABLE IF NOT EXISTS orders ("
+                        " id uuid PRIMARY KEY, replica text, created_at timestamptz DEFAULT now())"
+                    )
+                return
+            except Exception:  # noqa: BLE001 - the DB may still be starting
+                time.sleep(0.5)
+
+    # -- routes ------------------------------------------------------------
+    def orders_read(self) -> tuple[int, dict]:
+        if not self.pool:
+            return 200, {"orders": self.memory_orders}
+        try:
+            with self.pool.connection() as conn:
+                row = conn.execute("SELECT count(*) FROM orders").fetchone()
+            return 200, {"orders": row[0]}
+        except Exception as exc:  # noqa: BLE001
+            DB_ERRORS.labels(type(exc).__name__).inc()
+            return 503, {"error": f"database: {type(exc).__name__}"}
+
+    def orders_write(self) -> tuple[int, dict]:
+        order_id = str(uuid.uuid4())
+        if self.pool:
+            try:
+                with self.pool.connection() as conn:
+                    conn.execute(
+                        "INSERT INTO orders (id, replica) VALUES (%s, %s)",
+                        (order_id, self.args.name),
+                    )
+            except Exception as exc:  # noqa: BLE001
+                DB_ERRORS.labels(type(exc).__name__).inc()
+                return 503, {"error": f"database: {type(exc).__name__}"}
+        else:
+            with self.lock:
+                self.memory_orders += 1
+        if self.ack_log:
+            # The write is acknowledged only after this line reached the kernel: the
+            # log is the ground truth for "acknowledged writes lost" after a failover.
+            self.ack_log.write(f"{order_id} {time.time():.6f}\n")
+        return 201, {"id": order_id}
+
+    def quote(self) -> tuple[int, dict]:
+        if not self.args.dependency:
+            return 200, {"quote": 1.0, "source": "static"}
+        timeout = self.args.dependency_timeout if self.args.dependency_timeout > 0 else None
+        try:
+            with urllib.request.urlopen(self.args.dependency + "/quote", timeout=timeout) as r:
+                return 200, json.loads(r.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            kind = "timeout" if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in str(exc) else "error"
+            DEP_ERRORS.labels(kind).inc()
+            return (504 if kind == "timeout" else 502), {"error": f"dependency {kind}"}
+
+    @staticmethod
+    def work(ms: float) -> tuple[int, dict]:
+        end = time.process_time() + ms / 1000.0
+        x = 0
+        while time.process_time() < end:
+            x += 1
+        return 200, {"spun": x}
+
+
+def make_handler(app: App):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # keep logs for errors only
+            pass
+
+        def setup(self) -> None:
+            super().setup()
+            # Without this Python answers with a flat ~40 ms (Nagle + delayed ACK).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _route(self, method: str) -> None:
+            path, _, query = self.path.partition("?")
+            if path == "/metrics":
+                self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
+                return
+            if path == "/healthz":
+                self._send(200, b'{"ok":true}')
+                return
+            start = time.perf_counter()
+            route = path
+            if method == "GET" and path == "/api/ping":
+                status, body = 200, {"pong": app.args.name}
+            elif path == "/api/orders" and method == "GET":
+                status, body = app.orders_read()
+            elif path == "/api/orders" and method == "POST":
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, body = app.orders_write()
+            elif path == "/api/quote" and method == "GET":
+                status, body = app.quote()
+            elif path == "/api/work" and method == "GET":
+                ms = 10.0
+                for part in query.split("&"):
+                    if part.startswith("ms="):
+                        try:
+                            ms = min(1000.0, float(part[3:]))
+                        except ValueError:
+                            pass
+                status, body = app.work(ms)
+            else:
+                route = "other"
+                status, body = 404, {"error": "not found"}
+            self._send(status, json.dumps(body).encode())
+            REQUESTS.labels(method, route, str(status)).inc()
+            DURATION.labels(route).observe(time.perf_counter() - start)
+
+        def do_GET(self) -> None:
+            self._route("GET")
+
+        def do_POST(self) -> None:
+            self._route("POST")
+
+    return Handler
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--listen", required=True, help="IP:PORT")
+    p.add_argument("--name", default="api")
+    p.add_argument("--db", default="", help="PostgreSQL conninfo (empty: in-memory)")
+    p.add_argument("--db-pool", type=int, default=4)
+    p.add_argument("--db-timeout", type=float, default=2.0)
+    p.add_argument("--dependency", default="", help="base URL of the external dependency")
+    p.add_argument("--dependency-timeout", type=float, default=1.0, help="seconds; 0 = no timeout")
+    p.add_argument("--ack-log", default="", help="append-only log of acknowledged writes")
+    args = p.parse_args(argv)
+    host, port = args.listen.rsplit(":", 1)
+    UP_SINCE.set(time.time())
+    server = Server((host, int(port)), make_handler(App(args)))
+    server.serve_forever(poll_interval=0.2)
+
+
+if __name__ == "__main__":
+    main()

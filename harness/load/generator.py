@@ -1,0 +1,146 @@
+"""The harness side of load generation: start Locust's child process, read its view.
+
+See harness.load.child for why Locust runs in its own process. Every record the
+child streams is stored in a :class:`ClientSeries` and handed to listeners at once
+(the guard evaluates abort conditions on each), so a breach is acted on within
+about one interval (0.1 s) of the requests that showed it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import EnvironmentNotReady, InvalidInput
+from harness.sli.client import ClientSeries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadSpec:
+    locustfile: str
+    users: int = 20
+    spawn_rate: float = 20.0
+    host: str | None = None  # default: the target's load host
+    warmup: float = 5.0
+    workers: int = 0  # >0: Locust distributed mode with local worker processes
+    expect_workers: int = 0  # remote workers to wait for (harness load-worker)
+    master_bind: str = "127.0.0.1:0"
+    interval: float = 0.1
+
+
+class LoadGenerator:
+    def __init__(self, spec: LoadSpec, host: str, base_dir: Path | None = None):
+        path = Path(spec.locustfile)
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+        if not path.exists():
+            raise InvalidInput(f"locustfile not found: {spec.locustfile}")
+        self.spec = spec
+        self.locustfile = path.resolve()
+        self.host = host
+        self.series = ClientSeries()
+        self.listeners: list[Callable[[dict], None]] = []
+        self.proc: subprocess.Popen | None = None
+        self.started_at: float | None = None
+        self.stderr_tail: list[str] = []
+        self._reader: threading.Thread | None = None
+        self._started = threading.Event()
+        self.error: str | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        argv = [
+            sys.executable, "-m", "harness.load.child",
+            "--locustfile", str(self.locustfile), "--host", self.host,
+            "--users", str(self.spec.users), "--spawn-rate", str(self.spec.spawn_rate),
+            "--interval", str(self.spec.interval),
+        ]
+        if self.spec.workers or self.spec.expect_workers:
+            argv += ["--workers", str(self.spec.workers), "--expect-workers",
+                     str(self.spec.expect_workers), "--master-bind", self.spec.master_bind]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1, env=env,
+        )
+        self._reader = threading.Thread(target=self._read, name="load-reader", daemon=True)
+        self._reader.start()
+        threading.Thread(target=self._read_stderr, name="load-stderr", daemon=True).start()
+        if not self._started.wait(timeout) or self.error:
+            self.stop()
+            raise EnvironmentNotReady(
+                f"the load generator did not start: {self.error or 'no answer'}\n"
+                + "\n".join(self.stderr_tail[-10:])
+            )
+        self.started_at = time.time()
+
+    def _read(self) -> None:
+        assert self.proc and self.proc.stdout
+        for line in self.proc.stdout:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if "error" in rec:
+                self.error = rec["error"]
+                self._started.set()
+                continue
+            if rec.get("event") == "started":
+                self._started.set()
+                continue
+            if "event" in rec:
+                continue
+            self.series.add(rec)
+            for listener in list(self.listeners):
+                try:
+                    listener(rec)
+                except Exception:  # noqa: BLE001 - a listener must not stop the stream
+                    log.exception("load listener failed")
+        if not self._started.is_set():
+            self.error = self.error or "the Locust process exited"
+            self._started.set()
+
+    def _read_stderr(self) -> None:
+        assert self.proc and self.proc.stderr
+        for line in self.proc.stderr:
+            self.stderr_tail.append(line.rstrip())
+            del self.stderr_tail[:-50]
+
+    def set_users(self, users: int, spawn_rate: float | None = None) -> None:
+        self._send({"users": users, "spawn_rate": spawn_rate or self.spec.spawn_rate})
+
+    def _send(self, cmd: dict) -> None:
+        if self.proc and self.proc.stdin and self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps(cmd) + "\n")
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            self._send({"stop": True})
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+        if self._reader:
+            self._reader.join(2)

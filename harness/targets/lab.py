@@ -1,0 +1,107 @@
+"""The local lab as a target: faults and checks act on real processes and namespaces.
+
+Fault and check implementations are discovered from the modules
+``harness/faults/lab_*.py`` (``FAULTS = [...]``) and ``harness/checks/lab_*.py``
+(``CHECKS = [...]``), so that each lives beside its kind of mechanism.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import urllib.request
+from typing import Any
+
+import harness.checks
+import harness.faults
+from harness.errors import EnvironmentNotReady
+from harness.lab.config import LabConfig
+from harness.lab.lab import Lab
+from harness.targets.base import Target
+
+
+def _discover(package, prefix: str, attr: str) -> dict[str, type]:
+    found: dict[str, type] = {}
+    for mod in pkgutil.iter_modules(package.__path__):
+        if mod.name.startswith(prefix):
+            module = importlib.import_module(f"{package.__name__}.{mod.name}")
+            for cls in getattr(module, attr, []):
+                found[cls.kind] = cls
+    return found
+
+
+class LabTarget(Target):
+    kind = "lab"
+
+    def __init__(self, cfg: LabConfig):
+        self.cfg = cfg
+        self.lab = Lab(cfg)
+        self.prometheus_url = cfg.prometheus_url
+        self.alertmanager_url = cfg.alertmanager_url if any(c.name == "alertmanager" for c in self.lab.extra) else None
+        self.load_host = cfg.load_host
+
+    # discovered once per process
+    faults = {}  # type: ignore[assignment]
+    checks = {}  # type: ignore[assignment]
+
+    @classmethod
+    def _load_registry(cls) -> None:
+        if not cls.faults:
+            cls.faults = _discover(harness.faults, "lab_", "FAULTS")
+        if not cls.checks:
+            cls.checks = _discover(harness.checks, "lab_", "CHECKS")
+
+    @classmethod
+    def open(cls, run_dir: str | None = None) -> "LabTarget":
+        cls._load_registry()
+        return cls(Lab.open(run_dir).cfg)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "lab", "run_dir": self.cfg.run_dir}
+
+    @classmethod
+    def from_description(cls, description: dict[str, Any]) -> "LabTarget":
+        return cls.open(description["run_dir"])
+
+    def fault(self, kind, params):
+        self._load_registry()
+        return super().fault(kind, params)
+
+    def check(self, kind, params):
+        self._load_registry()
+        return super().check(kind, params)
+
+    def preflight(self) -> None:
+        bad = [h for h in self.lab.status() if not h.ok]
+        if bad:
+            lines = "\n".join(f"  {h.name} {h.address}: {h.detail}" for h in bad)
+            raise EnvironmentNotReady(
+                f"the lab is not healthy, refusing to inject anything:\n{lines}\n"
+                "(see `harness lab status`; `harness lab up` repairs what it can)"
+            )
+
+    # -- helpers used by faults and checks ----------------------------------------
+    def orchestrator_state(self) -> dict:
+        url = f"http://127.0.0.1:{self.cfg.port('orchestrator')}/state"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return json.loads(r.read())
+
+    def replicas(self, selector: dict[str, str] | None = None) -> list[dict]:
+        selector = selector or {}
+        return [
+            r for r in self.orchestrator_state()["replicas"]
+            if all(r["labels"].get(k) == v for k, v in selector.items())
+        ]
+
+    def snapshot(self) -> dict[str, Any]:
+        try:
+            state = self.orchestrator_state()
+        except Exception:  # noqa: BLE001 - a missing sample is fine
+            return {}
+        reps = state["replicas"]
+        return {
+            "replicas_desired": state["desired"],
+            "replicas_running": sum(1 for r in reps if r["pid"]),
+            "replicas_ready": sum(1 for r in reps if r["ready"]),
+            "cpu_utilization": state.get("cpu_utilization"),
+        }
