@@ -207,6 +207,7 @@ class Run:
             if k in ("version", "title", "description", "tags", "contributions", "configuration",
                      "secrets", "extensions", "controls", "runtime")
         }
+        doc.setdefault("description", exp.description or exp.title)  # chaoslib requires one
         probes = []
         if exp.steady_state:
             probes += [_py(s.label, "slo_holds", "probe", index=i) for i, s in enumerate(exp.steady_state.slos)]

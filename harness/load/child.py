@@ -29,7 +29,6 @@ from locust.util.load_locustfile import load_locustfile  # noqa: E402
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -38,27 +37,7 @@ import time  # noqa: E402
 
 import gevent  # noqa: E402
 
-BUCKET_BASE = 1.05  # latency bucket i holds (1.05**(i-1), 1.05**i] ms; bucket 0 is <= 1 ms
-
-
-def bucket(ms: float) -> int:
-    return 0 if ms <= 1.0 else int(math.ceil(math.log(ms) / math.log(BUCKET_BASE)))
-
-
-def classify(exception, response) -> str:
-    """timeout / http5xx / http4xx / connection / other: timeouts are their own SLI
-    (seed 002: stop when the timeout rate exceeds 5 %)."""
-    name = type(exception).__name__.lower() + " " + str(exception).lower()
-    if "timeout" in name or "timed out" in name:
-        return "timeout"
-    status = getattr(response, "status_code", None) or 0
-    if 500 <= status < 600:
-        return "http5xx"
-    if 400 <= status < 500:
-        return "http4xx"
-    if status == 0:
-        return "connection"
-    return "other"
+from harness.load.records import bucket, classify  # noqa: E402
 
 
 class Interval:

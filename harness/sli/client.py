@@ -11,11 +11,7 @@ import bisect
 import threading
 from dataclasses import dataclass, field
 
-BUCKET_BASE = 1.05
-
-
-def bucket_upper_ms(index: int) -> float:
-    return 1.0 if index <= 0 else BUCKET_BASE**index
+from harness.load.records import bucket_upper_ms
 
 
 @dataclass
