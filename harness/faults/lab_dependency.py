@@ -1,0 +1,34 @@
+"""dependency-down on the lab: stop the stub external dependency; revert starts it again.
+
+Parameter ``dependency`` (optional) must be ``dependency`` (the lab has one stub).
+"""
+from __future__ import annotations
+
+from harness.errors import FaultError, InvalidInput
+from harness.faults.base import Fault, State
+from harness.lab.dependency import Dependency
+
+
+class LabDependencyDown(Fault):
+    kind = "dependency-down"
+
+    def prepare(self) -> State:
+        name = self.params.get("dependency", "dependency")
+        if name != "dependency":
+            raise InvalidInput(f"dependency-down: the lab has one dependency, 'dependency' (not '{name}')")
+        return {"dependency": name}
+
+    def inject(self, state: State) -> None:
+        dep = Dependency(self.target.cfg)
+        if not dep.ok():
+            raise FaultError("dependency-down: the dependency is not running (nothing to stop)")
+        dep.stop()
+
+    def revert(self, state: State) -> None:
+        Dependency(self.target.cfg).start()
+
+    def verify_reverted(self, state: State) -> list[str]:
+        return [] if Dependency(self.target.cfg).ok() else ["the dependency is not answering"]
+
+
+FAULTS = [LabDependencyDown]

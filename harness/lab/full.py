@@ -1,0 +1,42 @@
+"""The full lab's extra components, in start order (``Lab`` stops them in reverse).
+
+Before the sample service (``before_service = True``, the default):
+  alert-rules   writes <run_dir>/prometheus/rules/alerts.yml from the plan
+  etcd          a member per zone                      (only with cfg.with_db)
+  patroni       PostgreSQL 15 members, one per zone    (only with cfg.with_db)
+  dependency    the stub external dependency
+  toxiproxy     proxies db and dependency (the service reaches both through it)
+  webhook       the recording webhook receiver
+  alertmanager  routes by severity to the webhook receivers
+Then the core starts HAProxy (with the db-rw listener from ``Patroni.haproxy_sections``)
+and the orchestrator (api replicas), then, after the service:
+  pgbackrest    stanza + a first full backup (only with cfg.with_db)
+and finally Prometheus, which scrapes every component's jobs and loads the rules.
+"""
+from __future__ import annotations
+
+from harness.lab.alerting import AlertRules, Alertmanager, Webhook
+from harness.lab.component import Component
+from harness.lab.config import LabConfig
+from harness.lab.dependency import Dependency
+from harness.lab.toxiproxy import Toxiproxy
+
+
+def components(cfg: LabConfig) -> list[Component]:
+    out: list[Component] = [AlertRules(cfg)]
+    if cfg.with_db:
+        from harness.lab.backup import Backup
+        from harness.lab.db import Etcd, Patroni
+
+        out += [Etcd(cfg), Patroni(cfg)]
+    out += [Dependency(cfg), Toxiproxy(cfg), Webhook(cfg), Alertmanager(cfg)]
+    if cfg.with_db:
+        out.append(Backup(cfg))
+    return out
+
+
+def component(cfg: LabConfig, name: str) -> Component:
+    for c in components(cfg):
+        if c.name == name:
+            return c
+    raise KeyError(name)
