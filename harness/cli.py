@@ -72,7 +72,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Only the verdict.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option("--dry-run", is_flag=True, help="Validate and check the target; inject nothing.")
-def run(files, target_spec, lab_dir, report_dir, quiet, as_json, dry_run) -> None:
+@click.option("--wait", "lock_wait", default=0.0, metavar="SECONDS",
+              help="If another experiment is running, wait this long for it instead of refusing.")
+def run(files, target_spec, lab_dir, report_dir, quiet, as_json, dry_run, lock_wait=0.0) -> None:
     """Run experiment FILES one after another (never at once) and judge them.
 
     \b
@@ -102,7 +104,8 @@ def run(files, target_spec, lab_dir, report_dir, quiet, as_json, dry_run) -> Non
         target = resolve_target(target_spec or exp.target, lab_dir)
         if not quiet:
             out.print(f"[bold]{exp.title}[/bold]  [dim]{exp.path} on {target.kind}[/dim]")
-        result = Run(exp, target, report_dir=report_dir, progress=ConsoleProgress(out, quiet), dry_run=dry_run).execute()
+        result = Run(exp, target, report_dir=report_dir, progress=ConsoleProgress(out, quiet), dry_run=dry_run,
+                     lock_wait=lock_wait).execute()
         verdict_table(out, result)
         summaries.append({
             "experiment": result.experiment, "title": result.title, "verdict": result.verdict.status,

@@ -59,12 +59,14 @@ class Run:
         report_dir: str | Path = "reports",
         progress: Progress | None = None,
         dry_run: bool = False,
+        lock_wait: float = 0.0,
     ):
         self.exp = experiment
         self.target = target
         self.report_dir = Path(report_dir)
         self.progress = progress or (lambda event, **data: None)
         self.dry_run = dry_run
+        self.lock_wait = lock_wait
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_id = f"{stamp}-{experiment.name}"
         self.journal = FaultJournal(self.run_id)
@@ -112,7 +114,7 @@ class Run:
         ctk_journal: dict[str, Any] | None = None
         previous_term = signal.getsignal(signal.SIGTERM)
         try:
-            self.lock.acquire(f"{self.exp.path} ({self.run_id})")
+            self.lock.acquire(f"{self.exp.path} ({self.run_id})", wait=self.lock_wait)
             reverted, errors = recover(lambda m: self.event("cleanup", m))
             if errors:
                 raise FaultError("faults left by an earlier run could not be reverted: " + "; ".join(errors))
@@ -504,8 +506,8 @@ class Run:
             return Verdict("interrupted", ["interrupted by the user; every fault was reverted"])
         if ctk is None:
             return Verdict("error", ["the run did not start"])
-        if ctk.get("status") == "interrupted" and self.abort_event.is_set() is False and self.first_inject is not None \
-                and not self.exp.plain_ctk:
+        if ctk.get("status") == "interrupted":
+            # Ctrl-C, SIGTERM or a signal from an activity (chaoslib's exit_gracefully).
             return Verdict("interrupted", ["interrupted (Ctrl-C/SIGTERM); every fault was reverted"])
         reasons = [r.sentence() for r in self.slo_results if not r.passed]
         if self.first_inject is None and (self.not_steady or reasons):

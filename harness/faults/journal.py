@@ -167,15 +167,23 @@ class RunLock:
         self.path = state_root() / "run.lock"
         self.fd: int | None = None
 
-    def acquire(self, what: str) -> None:
+    def acquire(self, what: str, wait: float = 0.0) -> None:
+        """Take the lock; wait up to ``wait`` seconds for another run to finish."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise LockHeld(f"another experiment is running ({holder or 'unknown'}); experiments never run at once") from None
+        deadline = time.time() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.time() < deadline:
+                    time.sleep(0.5)
+                    continue
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise LockHeld(f"another experiment is running ({holder or 'unknown'}); "
+                               "experiments never run at once (use --wait to queue)") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}: {what}\n".encode(), 0)
         self.fd = fd

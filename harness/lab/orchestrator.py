@@ -49,6 +49,9 @@ class Policy:
     cpu_request: float = 0.20  # cores "requested" per replica
     scale_in_window: float = 15.0  # seconds of stabilisation before scaling in
     autoscale: bool = True
+    # Placement: zones replicas may run in, round-robin by slot (like a topology spread
+    # constraint). Empty = every zone. Tests pin all replicas to one zone with it.
+    zones: list = field(default_factory=list)
 
 
 @dataclass
@@ -60,7 +63,7 @@ class Replica:
     proc: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
-    backoff: float = 1.0
+    backoff: float = 3.0
     started_at: float = 0.0
     ready: bool = False
     cpu_last: float = 0.0
@@ -86,10 +89,13 @@ class Orchestrator:
             max_replicas=max(cfg.replicas, cfg.max_replicas),
         )
         self._load_plan_policy()
+        slots = max(cfg.replicas, cfg.max_replicas)  # HAProxy has exactly these server slots
+        self.policy.max_replicas = min(self.policy.max_replicas, slots)
+        self.policy.min_replicas = min(self.policy.min_replicas, self.policy.max_replicas)
         self.desired = self.policy.min_replicas
         self.replicas = {
             slot: Replica(slot, cfg.slot_zone(slot), *cfg.replica_addr(slot))
-            for slot in range(self.policy.max_replicas)
+            for slot in range(slots)
         }
         self.lock = threading.RLock()
         self.util_history: deque[tuple[float, int]] = deque()  # (t, recommendation)
@@ -156,9 +162,23 @@ class Orchestrator:
     def active(self) -> list[Replica]:
         return [self.replicas[s] for s in range(self.desired)]
 
+    def place(self) -> None:
+        """Move replicas whose slot's zone changed under the placement policy."""
+        zones = [z for z in self.policy.zones if z in self.cfg.zones] or self.cfg.zones
+        for slot, r in self.replicas.items():
+            zone = zones[slot % len(zones)]
+            if zone != r.zone:
+                self._stop(r)
+                r.zone = zone
+                r.addr = self.cfg.zone_ip(zone)
+                r.next_start = 0.0
+                self._haproxy_cmd(f"set server api/{r.name} addr {r.addr} port {r.port}")
+                log.info("%s placed in zone %s", r.name, zone)
+
     def reconcile(self) -> None:
         now = time.time()
         with self.lock:
+            self.place()
             for slot, r in self.replicas.items():
                 wanted = slot < self.desired
                 if not wanted:
@@ -175,12 +195,12 @@ class Orchestrator:
                 if code is not None:
                     # Died: count a restart and back off like CrashLoopBackOff.
                     if now - r.started_at > 10.0:
-                        r.backoff = 1.0
+                        r.backoff = 3.0
                     r.restarts += 1
                     self.c_restarts.labels(r.name, r.zone).inc()
                     r.next_start = now + r.backoff
                     log.warning("%s exited (%s); restart in %.1fs", r.name, code, r.backoff)
-                    r.backoff = min(16.0, r.backoff * 2)
+                    r.backoff = min(30.0, r.backoff * 2)
                     r.proc = None
                     r.ready = False
             self._write_targets()
@@ -250,10 +270,13 @@ class Orchestrator:
 
     # -- HAProxy and Prometheus --------------------------------------------
     def _haproxy(self, r: Replica, enabled: bool) -> None:
+        self._haproxy_cmd(f"set server api/{r.name} state {'ready' if enabled else 'maint'}")
+
+    def _haproxy_cmd(self, cmd: str) -> None:
         sock_path = self.cfg.path("haproxy", "admin.sock")
         if not sock_path.exists():
             return
-        cmd = f"set server api/{r.name} state {'ready' if enabled else 'maint'}\n"
+        cmd += "\n"
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(1.0)
@@ -354,7 +377,11 @@ def serve(orch: Orchestrator, port: int) -> None:
                     for k, v in json.loads(body or b"{}").items():
                         if hasattr(orch.policy, k):
                             setattr(orch.policy, k, type(getattr(orch.policy, k))(v))
+                    # Slots were made for the lab's max; the policy cannot exceed them.
+                    orch.policy.max_replicas = min(orch.policy.max_replicas, len(orch.replicas))
+                    orch.policy.min_replicas = min(orch.policy.min_replicas, orch.policy.max_replicas)
                     orch.desired = max(orch.policy.min_replicas, min(orch.policy.max_replicas, orch.desired))
+                    orch.util_history.clear()
                 self._send(200, json.dumps(orch.state()).encode())
             else:
                 self._send(404, b"{}")

@@ -1,0 +1,161 @@
+"""Issue 3's acceptance on the real lab: the harness sees a broken system, aborts,
+reverts on Ctrl-C and after SIGKILL, and runs plain Chaos Toolkit experiments."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.faults.journal import pending
+from harness.lab import network
+
+from .conftest import CASES, ROOT, policy, wait_replicas_ready
+
+
+def test_pod_kill_passes_on_the_healthy_lab(run_experiment):
+    result = run_experiment((CASES / "pod-kill-fast.yaml").read_text())
+    assert result.verdict.status == "passed", result.verdict.reasons
+    phases = {r.phase for r in result.slo_results}
+    assert phases == {"steady-state", "under-fault", "recovery"}
+    (check,) = result.checks
+    assert check.passed and check.measured["recovery_seconds"] is not None
+    assert result.faults[0]["reverted_at"] is not None
+    assert Path(result.journal_path).exists()
+
+
+def test_single_replica_fails_and_says_availability_dropped(lab, run_experiment):
+    with policy(lab, min_replicas=1, max_replicas=1, autoscale=False):
+        wait_replicas_ready(lab, 1)
+        result = run_experiment((CASES / "pod-kill-fast.yaml").read_text())
+    wait_replicas_ready(lab, lab.cfg.replicas)
+    assert result.verdict.status == "failed"
+    text = "\n".join(result.verdict.reasons)
+    assert "under-fault: availability >= 99% (users) BROKEN: observed" in text, text
+    broken = [r for r in result.slo_results if r.phase == "under-fault" and r.sli == "availability"][0]
+    assert broken.observed < 0.99 and broken.worst_at is not None
+
+
+ABORT = """\
+title: every replica dies, the abort condition must stop it
+load: {locustfile: "@ROOT@/load/api.py", users: 20, spawn-rate: 20, warmup: 3s}
+steady-state: {window: 3s, slo: {availability: ">= 99%"}}
+method:
+  - {fault: zone-loss, zone: a, mode: refuse, duration: 60s, concurrent: true}
+  - {fault: pod-kill, selector: {app: api}, percent: 100, duration: 60s}
+abort-when:
+  - {error_ratio: "> 10%", reason: users are failing}
+  - {elapsed: "> 2m"}
+"""
+
+
+def test_abort_condition_trips_and_reverts_at_once(lab, run_experiment):
+    result = run_experiment(ABORT)
+    assert result.verdict.status == "aborted"
+    assert result.abort["condition"] == "error_ratio > 10%"
+    assert result.abort["observed"] > 0.10
+    assert "error_ratio > 10%" in result.verdict.reasons[0] and "users are failing" in result.verdict.reasons[0]
+    assert result.verdict.exit_code == 4
+    # every fault reverted, the zone cut included, well before the 60 s hold ended
+    assert all(f["reverted_at"] for f in result.faults)
+    assert network.zone_status(lab.cfg, "a") == "up"
+    assert result.ended_at - result.started_at < 50
+    assert not pending()
+
+
+SLOW_ZONE_CUT = """\
+title: a long zone cut, to be interrupted
+load: {locustfile: "@ROOT@/load/api.py", users: 5, spawn-rate: 5, warmup: 1s}
+method:
+  - {fault: zone-loss, zone: b, mode: blackhole, duration: 120s}
+abort-when: [{elapsed: "> 5m"}]
+"""
+
+
+def _start_run(tmp_path, lab) -> subprocess.Popen:
+    exp = tmp_path / "slow.yaml"
+    exp.write_text(SLOW_ZONE_CUT.replace("@ROOT@", str(ROOT)))
+    env = dict(os.environ, HARNESS_LAB_DIR=lab.cfg.run_dir)
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(exp), "--report-dir", str(tmp_path), "--wait", "300"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+
+
+def _wait_for_cut(lab, proc, zone="b", timeout=60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if network.zone_status(lab.cfg, zone).startswith("cut"):
+            return
+        time.sleep(0.1)
+    out = proc.stdout.read() if proc.poll() is not None else ""
+    raise AssertionError(f"the zone was never cut:\n{out}")
+
+
+def test_ctrl_c_reverts_the_fault_and_exits_non_zero(lab, tmp_path):
+    proc = _start_run(tmp_path, lab)
+    _wait_for_cut(lab, proc)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert network.zone_status(lab.cfg, "b") == "up"
+    assert "INTERRUPTED" in out and "reverted" in out
+    assert not pending()
+
+
+def test_sigkill_then_cleanup_leaves_nothing(lab, tmp_path):
+    proc = _start_run(tmp_path, lab)
+    _wait_for_cut(lab, proc)
+    proc.kill()
+    proc.wait(10)
+    assert network.zone_status(lab.cfg, "b").startswith("cut")  # the crash left it cut...
+    left = pending()
+    assert [e.kind for e in left] == ["zone-loss"]
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "cleanup"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "reverted" in out.stdout
+    assert network.zone_status(lab.cfg, "b") == "up"  # ...and cleanup restored it
+    assert not pending()
+    again = subprocess.run([sys.executable, "-m", "harness.cli", "cleanup"], capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and "nothing to clean up" in again.stdout
+
+
+def _plain(tmp_path, probe_cmd: str) -> str:
+    marker = tmp_path / "rolled-back"
+    return f"""\
+title: plain Chaos Toolkit experiment
+description: process and python providers, no harness keys
+steady-state-hypothesis:
+  title: the marker says ok
+  probes:
+    - type: probe
+      name: status-file-ok
+      tolerance: 0
+      provider: {{type: process, path: sh, arguments: "-c '{probe_cmd}'"}}
+method:
+  - type: action
+    name: python-action
+    provider: {{type: python, module: os.path, func: exists, arguments: {{path: /}}}}
+  - type: action
+    name: flip
+    provider: {{type: process, path: sh, arguments: "-c 'touch {tmp_path}/flipped'"}}
+rollbacks:
+  - type: action
+    name: write-marker
+    provider: {{type: process, path: sh, arguments: "-c 'touch {marker}'"}}
+"""
+
+
+def test_plain_chaostoolkit_experiment_that_holds_passes_and_rolls_back(run_experiment, tmp_path):
+    result = run_experiment(_plain(tmp_path, "true"))
+    assert result.verdict.status == "passed", result.verdict.reasons
+    assert (tmp_path / "flipped").exists() and (tmp_path / "rolled-back").exists()
+
+
+def test_plain_chaostoolkit_experiment_that_deviates_fails_and_rolls_back(run_experiment, tmp_path):
+    # holds before the method, deviates after it (the method creates 'flipped')
+    result = run_experiment(_plain(tmp_path, f"test ! -e {tmp_path}/flipped"))
+    assert result.verdict.status == "failed"
+    assert "deviated" in " ".join(result.verdict.reasons)
+    assert (tmp_path / "rolled-back").exists()
