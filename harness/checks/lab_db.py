@@ -75,6 +75,38 @@ def largest_gap(times: list[float], after: float) -> tuple[float, float] | None:
     return best
 
 
+class AckTail:
+    """New ack timestamps since the last call (reads only what the logs gained)."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir, "acks")
+        self.offsets = {f: f.stat().st_size for f in self.dir.glob("*.log")} if self.dir.exists() else {}
+        self.seen_any = False
+
+    def new_times(self) -> list[float]:
+        out = []
+        for f in self.dir.glob("*.log") if self.dir.exists() else []:
+            off = self.offsets.get(f, 0)
+            try:
+                with open(f, "rb") as fh:
+                    fh.seek(off)
+                    data = fh.read()
+            except OSError:
+                continue
+            complete = data.rfind(b"\n") + 1  # a line still being written waits
+            self.offsets[f] = off + complete
+            for line in data[:complete].splitlines():
+                parts = line.split()
+                if len(parts) == 2:
+                    try:
+                        out.append(float(parts[1]))
+                    except ValueError:
+                        pass
+        if out:
+            self.seen_any = True
+        return out
+
+
 class WriteProbe:
     """Inserts a row every PROBE_EVERY seconds over the service's path; records outcomes."""
 
@@ -86,10 +118,6 @@ class WriteProbe:
         self.thread = threading.Thread(target=self._run, daemon=True, name="write-probe")
 
     def start(self) -> "WriteProbe":
-        import psycopg
-
-        with psycopg.connect(db.dsn(self.cfg), autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS harness_probe (id uuid PRIMARY KEY, t double precision)")
         self.thread.start()
         return self
 
@@ -104,6 +132,7 @@ class WriteProbe:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=1,
                                            options="-c statement_timeout=2000")
+                    conn.execute("CREATE TABLE IF NOT EXISTS harness_probe (id uuid PRIMARY KEY, t double precision)")
                 conn.execute("INSERT INTO harness_probe (id, t) VALUES (%s, %s)", (rid, time.time()))
                 self.results.append((time.time(), True, rid))
             except Exception as exc:  # noqa: BLE001 - every failure is a data point
@@ -145,23 +174,27 @@ class LabWritesResume(Check):
         cfg = self.target.cfg
         within = parse_duration(self.params["within"])
         max_lost = self.params.get("max-lost-writes")
-        if max_lost is None and cfg.sync_replication:
+        sync = db.synchronous(cfg)
+        if sync is None:
+            sync = cfg.sync_replication
+        if max_lost is None and sync:
             max_lost = 0
         t0 = clock.injected_at or time.time()
-        try:
-            probe = WriteProbe(cfg).start()
-        except Exception as exc:  # noqa: BLE001 - e.g. the primary is already gone
-            probe = WriteProbe(cfg)
-            probe.results.append((time.time(), False, type(exc).__name__))
-            probe.thread.start()
+        probe = WriteProbe(cfg).start()
+        tail = AckTail(cfg.root)
         deadline = t0 + within
+        last_ack = 0.0
         try:
             while True:
                 o = probe.outage(t0)
-                if o["resumed"] is not None:
+                last_ack = max([last_ack, *tail.new_times()])
+                probe_done = o["resumed"] is not None or (o["first_failure"] is None and clock.reverted.is_set())
+                # The service counts too when it was writing: wait for its first write
+                # after the database took writes again.
+                writing = tail.seen_any or last_ack > t0 - 5.0
+                service_done = (not writing) or last_ack >= (o["resumed"] or t0)
+                if probe_done and service_done:
                     break
-                if o["first_failure"] is None and clock.reverted.is_set():
-                    break  # the fault is over and no write failed
                 if time.time() >= deadline + 1.0 or not clock.wait_until(time.time() + 0.1):
                     break
             # Keep probing briefly so that ack logs catch up and the outcome is stable.
@@ -171,29 +204,40 @@ class LabWritesResume(Check):
         o = probe.outage(t0)
         measured: dict = {
             "within_s": within,
-            "replication": "synchronous" if cfg.sync_replication else "asynchronous",
+            "replication": "synchronous" if sync else "asynchronous",
             "probe_writes": sum(1 for r in probe.results if r[1]),
             "probe_failures": o["failures"],
         }
+        # The database's view (the probe over the service's path).
         if o["first_failure"] is None:
-            outage = 0.0
-            measured["write_outage_s"] = 0.0
-            measured["note"] = "no probe write failed"
+            db_outage = 0.0
         elif o["resumed"] is None:
-            outage = None
-            measured["write_outage_s"] = None
-            measured["first_failure_after_s"] = round(o["first_failure"] - t0, 3)
+            db_outage = None
+            measured["probe_first_failure_after_s"] = round(o["first_failure"] - t0, 3)
         else:
-            outage = o["resumed"] - t0
-            measured["write_outage_s"] = round(outage, 3)
-            measured["failing_for_s"] = round(o["resumed"] - o["first_failure"], 3)
-        # The service's view: its acknowledged writes.
+            db_outage = o["resumed"] - t0
+            measured["probe_failing_for_s"] = round(o["resumed"] - o["first_failure"], 3)
+        measured["db_write_outage_s"] = None if db_outage is None else round(db_outage, 3)
+        # The service's view: its acknowledged writes (what its users saw). It decides
+        # when the service wrote at all after the injection; the probe decides otherwise.
         acks = read_acks(cfg.root, since=clock.started_at - 5.0)
         measured["acked_writes"] = len(acks)
-        gap = largest_gap([t for _, t in acks], after=t0)
-        if gap is not None:
-            measured["ack_largest_gap_s"] = round(gap[1] - gap[0], 3)
-            measured["ack_resumed_after_s"] = round(gap[1] - t0, 3)
+        after = [t for _, t in acks if t > t0]
+        service_outage = None
+        if after:
+            gap = largest_gap([t for _, t in acks], after=t0)
+            if gap is not None:
+                measured["ack_largest_gap_s"] = round(gap[1] - gap[0], 3)
+                # A gap under 0.5 s is ordinary spacing between writes, not an outage.
+                service_outage = gap[1] - t0 if gap[1] - gap[0] >= 0.5 else 0.0
+            else:
+                service_outage = 0.0
+            measured["service_write_outage_s"] = round(service_outage, 3)
+        if service_outage is not None:
+            outage, measured["decided_by"] = service_outage, "service acks"
+        else:
+            outage, measured["decided_by"] = db_outage, "probe"
+        measured["write_outage_s"] = None if outage is None else round(outage, 3)
         lost: list[str] | None = None
         try:
             lost = missing_ids(cfg, [i for i, _ in acks])
@@ -212,7 +256,8 @@ class LabWritesResume(Check):
             ok = False
             parts.append(f"writes did not resume within {format_duration(within)}")
         else:
-            parts.append(f"write outage {format_duration(outage)}" + (" (no write failed)" if outage == 0 else ""))
+            parts.append(f"write outage {format_duration(outage)} ({measured['decided_by']}; database itself: "
+                         + (format_duration(db_outage) if db_outage is not None else "did not resume") + ")")
             if outage > within:
                 ok = False
                 parts.append(f"longer than {format_duration(within)}")

@@ -4,7 +4,8 @@ Parameters (catalogue ``db-failover``):
   mode    crash (default): SIGKILL Patroni *and* its PostgreSQL together on the member,
           as when its node dies; the others elect a new primary after Patroni's ttl
           (~20 s). Revert starts that member again: it rejoins as a replica (pg_rewind).
-          switchover: Patroni's REST ``POST /switchover`` (planned; ~2-3 s of outage).
+          switchover: Patroni's REST ``POST /switchover`` (planned; ~2-3 s of outage),
+          scheduled 1 s ahead so that inject() returns before it starts.
           Revert: nothing to undo (the cluster has a healthy primary); it makes sure
           every member runs.
   member  pg-<zone> (default: whichever member is primary when the fault is prepared;
@@ -58,7 +59,14 @@ class LabDbFailover(Fault):
             state["killed_pids"] = pids
             state["killed_at"] = time.time()
             return
-        body = json.dumps({"leader": state["member"]}).encode()
+        # Scheduled one second ahead: Patroni's REST call otherwise blocks until the
+        # switchover is over, and checks that start once inject() returns would miss
+        # the whole write outage. Patroni acts on it in its next HA loop (loop_wait 1 s).
+        from datetime import datetime, timedelta, timezone
+
+        at = datetime.now(timezone.utc) + timedelta(seconds=1.0)
+        state["scheduled_at"] = at.timestamp()
+        body = json.dumps({"leader": state["member"], "scheduled_at": at.isoformat()}).encode()
         last = None
         for zone in [state["zone"], *[z for z in cfg.zones if z != state["zone"]]]:
             req = urllib.request.Request(db.patroni_url(cfg, zone) + "/switchover", data=body, method="POST",

@@ -152,6 +152,40 @@ def dsn(cfg: LabConfig, zone: str | None = None, *, via: str = "direct", dbname:
     return f"host={host} port={port} dbname={dbname} user={user} password={password} connect_timeout=2"
 
 
+def synchronous(cfg: LabConfig) -> bool | None:
+    """Whether the cluster runs in synchronous_mode now (Patroni's dynamic config)."""
+    for zone in cfg.zones:
+        try:
+            return bool(_get_json(patroni_url(cfg, zone) + "/config").get("synchronous_mode"))
+        except Exception:  # noqa: BLE001
+            continue
+    return None
+
+
+def set_synchronous(cfg: LabConfig, on: bool, timeout: float = 30.0) -> None:
+    """Switch synchronous_mode at run time (PATCH /config) and wait until it holds:
+    with it on, a sync_standby exists; off, none does."""
+    body = json.dumps({"synchronous_mode": bool(on)}).encode()
+    for zone in cfg.zones:
+        req = urllib.request.Request(patroni_url(cfg, zone) + "/config", data=body, method="PATCH",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=5).read()
+            break
+        except OSError:
+            continue
+    else:
+        raise EnvironmentNotReady("no Patroni member accepted the configuration change")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = cluster_state(cfg) or {}
+        has_sync = any(m.get("role") == "sync_standby" for m in state.get("members", []))
+        if has_sync == bool(on):
+            return
+        time.sleep(0.2)
+    raise EnvironmentNotReady(f"synchronous_mode={on} did not take effect within {timeout:.0f}s")
+
+
 def postmaster_pids(cfg: LabConfig, zone: str) -> list[int]:
     """The member's postmaster and all its children (from postmaster.pid)."""
     try:
