@@ -8,14 +8,36 @@ from harness.lab import network
 
 class ZoneLoss(Fault):
     """Every process in the zone (api replicas, DB member, etcd member) becomes
-    unreachable at once. ``blackhole`` drops packets (peers hang until their
+    unreachable at once. ``zone`` is a zone name or a role: ``db-primary``,
+    ``db-sync-standby`` or ``db-replica`` (the zone holding it now). ``blackhole`` drops packets (peers hang until their
     timeouts); ``refuse`` answers TCP with resets (peers fail fast)."""
 
     kind = "zone-loss"
 
+    #: Zones named by what runs there; resolved when the fault is prepared (journaled).
+    ROLES = {
+        "db-primary": ("leader", "master", "primary"),
+        "db-sync-standby": ("sync_standby",),
+        "db-replica": ("replica",),  # an asynchronous replica: losing it must not block writes
+    }
+
+    def _zone_by_role(self, name: str) -> str:
+        from harness.lab import db
+
+        state = db.cluster_state(self.target.cfg) or {}
+        for member in state.get("members", []):
+            if member.get("role") in self.ROLES[name]:
+                return db.zone_of(member["name"])
+        roles = {m["name"]: m.get("role") for m in state.get("members", [])}
+        raise FaultError(f"zone-loss: no zone holds a {name} now (members: {roles or 'none answering'})")
+
     def prepare(self) -> State:
         cfg = self.target.cfg
         zone = str(self.params["zone"]).removeprefix("zone-")
+        if zone in self.ROLES:
+            if not cfg.with_db:
+                raise FaultError(f"zone-loss zone={zone}: this lab runs without a database")
+            zone = self._zone_by_role(zone)
         if zone not in cfg.zones:
             raise FaultError(f"zone-loss: no zone {self.params['zone']!r} in the lab (zones: {', '.join(cfg.zones)})")
         mode = self.params.get("mode", "blackhole")

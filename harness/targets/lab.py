@@ -99,9 +99,30 @@ class LabTarget(Target):
         except Exception:  # noqa: BLE001 - a missing sample is fine
             return {}
         reps = state["replicas"]
-        return {
+        snap: dict[str, Any] = {
             "replicas_desired": state["desired"],
             "replicas_running": sum(1 for r in reps if r["pid"]),
             "replicas_ready": sum(1 for r in reps if r["ready"]),
             "cpu_utilization": state.get("cpu_utilization"),
         }
+        if self.cfg.with_db:
+            snap.update(self._db_roles())
+        return snap
+
+    def _db_roles(self) -> dict[str, Any]:
+        """DB role per member for charts: 2 primary, 1 replica streaming, 0 not serving."""
+        from harness.lab import db
+
+        state = db.cluster_state(self.cfg, timeout=0.3) or {}
+        members = {m["name"]: m for m in state.get("members", [])}
+        out: dict[str, Any] = {}
+        for zone in self.cfg.zones:
+            m = members.get(db.member_name(zone)) or {}
+            role, st = m.get("role"), m.get("state")
+            if role in ("leader", "master", "primary") and st == "running":
+                out[f"db_role_{zone}"] = 2
+            elif st in ("streaming", "running"):
+                out[f"db_role_{zone}"] = 1
+            else:
+                out[f"db_role_{zone}"] = 0
+        return out
