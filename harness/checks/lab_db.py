@@ -82,6 +82,15 @@ class AckTail:
         self.dir = Path(run_dir, "acks")
         self.offsets = {f: f.stat().st_size for f in self.dir.glob("*.log")} if self.dir.exists() else {}
         self.seen_any = False
+        self.last_before = 0.0  # the newest ack already in the logs when we started
+        for f, size in self.offsets.items():
+            try:
+                with open(f, "rb") as fh:
+                    fh.seek(max(0, size - 256))
+                    lines = fh.read().splitlines()
+                self.last_before = max(self.last_before, float(lines[-1].split()[1]))
+            except (OSError, IndexError, ValueError):
+                continue
 
     def new_times(self) -> list[float]:
         out = []
@@ -183,7 +192,7 @@ class LabWritesResume(Check):
         probe = WriteProbe(cfg).start()
         tail = AckTail(cfg.root)
         deadline = t0 + within
-        last_ack = 0.0
+        last_ack = tail.last_before
         try:
             while True:
                 o = probe.outage(t0)
