@@ -4,7 +4,8 @@
   stanza       ``lab``
   archiving    every member's ``archive_command`` pushes WAL with its own ``--pg1-path``
                (so archiving keeps working after a failover: lab-facts.md)
-  backups      a full backup right after ``lab up`` (when none exists yet), then
+  backups      a full backup during ``lab up`` (when none exists yet; started in the
+               background as soon as the primary is up, waited for at the end), then
                ``backup(cfg, "full"|"incr"|"diff")`` on demand, always from the current
                primary; ``info(cfg)`` parses ``pgbackrest info --output=json``.
 
@@ -126,6 +127,26 @@ def ensure_stanza(cfg: LabConfig) -> dict:
     return current
 
 
+FIRST_FULL = "pgbackrest-first-full"
+
+
+def start_first_full(cfg: LabConfig) -> None:
+    """Start the first full backup in the background (when none exists yet)."""
+    from harness.lab import procs
+
+    if procs.running(cfg, FIRST_FULL):
+        return
+    try:
+        if any(b["type"] == "full" for b in info(cfg)["backups"]):
+            return
+    except EnvironmentNotReady:
+        pass
+    zone = _primary_zone(cfg)
+    procs.start(cfg, FIRST_FULL, ["pgbackrest", f"--config={conf_path(cfg)}", f"--stanza={STANZA}",
+                                  *_pg_args(cfg, zone), "backup", "--type=full"],
+                user=PG_USER, cwd=cfg.path("pgbackrest"))
+
+
 def backup(cfg: LabConfig, kind: str = "full") -> dict:
     """Take a backup of ``kind`` (full, diff, incr) from the current primary.
     Returns the new backup's entry from :func:`info` plus the seconds it took."""
@@ -208,10 +229,19 @@ class Backup(Component):
     before_service = False
 
     def start(self) -> None:
-        write_config(self.cfg)
-        current = ensure_stanza(self.cfg)
-        if not any(b["type"] == "full" for b in current["backups"]):
-            backup(self.cfg, "full")
+        from harness.lab import procs
+
+        ensure_stanza(self.cfg)
+        # The first full backup was started in the background when the primary came up.
+        deadline = time.time() + 180
+        while procs.running(self.cfg, FIRST_FULL) and time.time() < deadline:
+            time.sleep(0.1)
+        if procs.running(self.cfg, FIRST_FULL):
+            raise EnvironmentNotReady(f"the first full backup did not finish within 180s; log: "
+                                      f"{procs.logfile(self.cfg, FIRST_FULL)}")
+        if not any(b["type"] == "full" for b in info(self.cfg)["backups"]):
+            backup(self.cfg, "full")  # the background one failed: once more, errors shown
+        procs.stop(self.cfg, FIRST_FULL)  # forget its pid file
 
     def stop(self) -> None:
         # Nothing runs in the background; a backup in progress is stopped with the DB.

@@ -435,16 +435,24 @@ class Patroni(Component):
                        self.cfg, proc_name(self.cfg.zones[0]))
         p = primary(self.cfg)
         procs.wait_for(lambda: self._app_db_ready(), 30, "database 'harness'", self.cfg, proc_name(zone_of(p)))
-        # The pgBackRest stanza must exist before the replicas can finish their base
-        # backups: pg_basebackup waits until the WAL it needs has been archived.
-        from harness.lab.backup import ensure_stanza
+        # WAL archiving (and so every backup) needs the pgBackRest stanza. The first
+        # full backup runs in the background while the rest of the lab starts;
+        # DbReady (after the service) waits for it and for the replicas.
+        from harness.lab.backup import ensure_stanza, start_first_full
 
         ensure_stanza(self.cfg)
+        start_first_full(self.cfg)
+
+    def wait_replicas(self) -> None:
+        """Wait until every other member streams (and, in synchronous mode, one is the
+        synchronous standby)."""
         want = len(self.cfg.zones) - 1
-        procs.wait_for(lambda: len(replicas_streaming(self.cfg)) >= want, 60,
+        p = primary(self.cfg)
+        procs.wait_for(lambda: len(replicas_streaming(self.cfg)) >= want, 90,
                        f"{want} PostgreSQL replicas streaming", self.cfg, proc_name(self.cfg.zones[-1]))
         if self.cfg.sync_replication and want:
-            procs.wait_for(self._sync_standby, 30, "a synchronous standby", self.cfg, proc_name(zone_of(p)))
+            procs.wait_for(self._sync_standby, 30, "a synchronous standby", self.cfg,
+                           proc_name(zone_of(p) if p else self.cfg.zones[0]))
 
     def _sync_standby(self) -> bool:
         state = cluster_state(self.cfg) or {}
@@ -517,6 +525,17 @@ listen db-rw
 
     def service_args(self) -> dict[str, str]:
         return {"db": dsn(self.cfg, via="toxiproxy")}
+
+
+class DbReplicas(Component):
+    """Runs after the service: waits for the replicas that Patroni clones while the rest
+    of the lab starts (cold start overlaps them instead of waiting in line)."""
+
+    name = "patroni-replicas"
+    before_service = False
+
+    def start(self) -> None:
+        Patroni(self.cfg).wait_replicas()
 
 
 def start_member(cfg: LabConfig, zone: str) -> int:

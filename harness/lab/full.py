@@ -10,7 +10,9 @@ Before the sample service (``before_service = True``, the default):
   alertmanager  routes by severity to the webhook receivers
 Then the core starts HAProxy (with the db-rw listener from ``Patroni.haproxy_sections``)
 and the orchestrator (api replicas), then, after the service:
-  pgbackrest    stanza + a first full backup (only with cfg.with_db)
+  patroni-replicas  waits for the replicas Patroni clones meanwhile (only with cfg.with_db)
+  pgbackrest    waits for the first full backup started in the background once the
+                primary was up (only with cfg.with_db)
 and finally Prometheus, which scrapes every component's jobs and loads the rules.
 """
 from __future__ import annotations
@@ -26,12 +28,12 @@ def components(cfg: LabConfig) -> list[Component]:
     out: list[Component] = [AlertRules(cfg)]
     if cfg.with_db:
         from harness.lab.backup import Backup
-        from harness.lab.db import Etcd, Patroni
+        from harness.lab.db import DbReplicas, Etcd, Patroni
 
         out += [Etcd(cfg), Patroni(cfg)]
     out += [Dependency(cfg), Toxiproxy(cfg), Webhook(cfg), Alertmanager(cfg)]
     if cfg.with_db:
-        out.append(Backup(cfg))
+        out += [DbReplicas(cfg), Backup(cfg)]
     return out
 
 
