@@ -382,6 +382,7 @@ def serve(orch: Orchestrator, port: int) -> None:
                     orch.policy.min_replicas = min(orch.policy.min_replicas, orch.policy.max_replicas)
                     orch.desired = max(orch.policy.min_replicas, min(orch.policy.max_replicas, orch.desired))
                     orch.util_history.clear()
+                    orch.place()  # moved replicas are not ready until they answer again
                 self._send(200, json.dumps(orch.state()).encode())
             else:
                 self._send(404, b"{}")

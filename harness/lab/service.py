@@ -6,6 +6,8 @@ Routes (what the default locustfile exercises):
   POST /api/orders          write to the database; every acknowledged write is logged
   GET  /api/quote           calls the external dependency (timeout configurable)
   GET  /api/work?ms=N       burns N ms of CPU (drives autoscaling)
+  POST /api/burn?millicores=N  burn N millicores in the background until told 0
+                            (the lab's cpu-stress fault: a CPU spike inside the "pod")
   GET  /healthz             liveness/readiness for HAProxy
   GET  /metrics             Prometheus: http_requests_total, http_request_duration_seconds
 
@@ -44,6 +46,8 @@ class App:
         self.pool = None
         self.ack_log = None
         self.memory_orders = 0
+        self.burn_millicores = 0
+        self._burner = None
         self.lock = threading.Lock()
         if args.ack_log:
             os.makedirs(os.path.dirname(args.ack_log), exist_ok=True)
@@ -119,6 +123,26 @@ class App:
             DEP_ERRORS.labels(kind).inc()
             return (504 if kind == "timeout" else 502), {"error": f"dependency {kind}"}
 
+    def burn(self, millicores: int) -> tuple[int, dict]:
+        """Background CPU burn at ``millicores`` of CPU time per second."""
+        self.burn_millicores = max(0, min(1000, millicores))
+        if self.burn_millicores and not getattr(self, "_burner", None):
+            def loop() -> None:
+                # Burn CPU *time* (not wall time) each 100 ms period, so the spike is
+                # what was asked for even when the machine is busy.
+                period = 0.100
+                while self.burn_millicores:
+                    start_wall, start_cpu = time.perf_counter(), time.thread_time()
+                    budget = period * self.burn_millicores / 1000.0
+                    while time.thread_time() - start_cpu < budget and time.perf_counter() - start_wall < period:
+                        pass
+                    time.sleep(max(0.0, period - (time.perf_counter() - start_wall)))
+                self._burner = None
+
+            self._burner = threading.Thread(target=loop, daemon=True)
+            self._burner.start()
+        return 200, {"millicores": self.burn_millicores}
+
     @staticmethod
     def work(ms: float) -> tuple[int, dict]:
         end = time.process_time() + ms / 1000.0
@@ -168,6 +192,16 @@ def make_handler(app: App):
                 status, body = app.orders_write()
             elif path == "/api/quote" and method == "GET":
                 status, body = app.quote()
+            elif path == "/api/burn" and method == "POST":
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                mc = 0
+                for part in query.split("&"):
+                    if part.startswith("millicores="):
+                        mc = int(float(part.split("=", 1)[1] or 0))
+                status, body = app.burn(mc)
+                route = "other"  # control traffic, not user traffic: kept out of the SLIs
             elif path == "/api/work" and method == "GET":
                 ms = 10.0
                 for part in query.split("&"):

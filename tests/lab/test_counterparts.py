@@ -1,0 +1,51 @@
+"""Each experiment in experiments/ passes on the healthy lab (pytest collects them);
+here the same files run against a lab broken on purpose, and must fail with a reason."""
+from __future__ import annotations
+
+import psutil
+
+from harness.lab import db, network
+from harness.lab.config import LabConfig
+from harness.lab.lab import Lab
+
+from .conftest import ROOT, policy, wait_replicas_ready
+
+
+def test_zone_loss_fails_when_every_replica_sits_in_the_lost_zone(lab, run_experiment):
+    state = db.cluster_state(lab.cfg) or {}
+    replica_zone = next(db.zone_of(m["name"]) for m in state["members"] if m.get("role") == "replica")
+    with policy(lab, zones=[replica_zone]):
+        wait_replicas_ready(lab, lab.cfg.replicas)
+        result = run_experiment(ROOT / "experiments/zone-loss.yaml")
+    wait_replicas_ready(lab, lab.cfg.replicas)
+    assert result.verdict.status in ("failed", "aborted"), result.verdict.reasons
+    text = " ".join(result.verdict.reasons)
+    assert "error_ratio > 3%" in text or "availability >= 99% (users) BROKEN" in text, text
+    assert network.zone_status(lab.cfg, replica_zone) == "up"
+
+
+def test_autoscaling_fails_when_the_maximum_is_too_low(lab, run_experiment):
+    with policy(lab, max_replicas=4):
+        result = run_experiment(ROOT / "experiments/autoscale.yaml")
+    wait_replicas_ready(lab, lab.cfg.replicas)
+    assert result.verdict.status == "failed"
+    (check,) = result.checks
+    assert not check.passed and "never reached 6" in check.summary and check.measured["peak"] == 4
+
+
+def test_lab_down_leaves_nothing_behind(tmp_path):
+    cfg = LabConfig(prefix="rhd", subnet="10.81.0", port_base=25000, with_db=False, run_dir=str(tmp_path / "lab"))
+    lab = Lab(cfg)
+    try:
+        lab.up()
+        assert lab.healthy()
+        assert network.leftovers(cfg)  # it did create namespaces and links
+    finally:
+        left = lab.down()
+    assert left == []
+    assert network.leftovers(cfg) == []
+    run_dir = str(cfg.root)
+    stray = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
+             if any(run_dir in (a or "") for a in (p.info["cmdline"] or []))]
+    assert stray == []
+    assert Lab(cfg).down() == []  # twice is harmless
