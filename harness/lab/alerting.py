@@ -262,6 +262,7 @@ def serve_webhook(run_dir: str, listen: str) -> None:
             self._send(404, b"{}")
 
     host, port = listen.rsplit(":", 1)
+    ThreadingHTTPServer.request_queue_size = 128  # the default backlog of 5 drops bursts
     server = ThreadingHTTPServer((host, int(port)), Handler)
     server.daemon_threads = True
     server.serve_forever(poll_interval=0.2)

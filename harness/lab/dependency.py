@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             requests_total.labels("other", "404").inc()
 
     host, port = args.listen.rsplit(":", 1)
+    ThreadingHTTPServer.request_queue_size = 128  # the default backlog of 5 drops bursts
     server = ThreadingHTTPServer((host, int(port)), Handler)
     server.daemon_threads = True
     server.serve_forever(poll_interval=0.2)
