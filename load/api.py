@@ -23,5 +23,9 @@ class ApiUser(FastHttpUser):
         self.client.post("/api/orders", json={"item": "x"}, name="POST /api/orders")
 
     @task(1)
+    def quote(self):
+        self.client.get("/api/quote", name="GET /api/quote")
+
+    @task(1)
     def ping(self):
         self.client.get("/api/ping", name="GET /api/ping")

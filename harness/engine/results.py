@@ -21,11 +21,14 @@ class SloResult:
     t1: float
     worst_at: float | None = None  # when the worst second of the window was (client side)
     worst: str | None = None
+    baseline: float | None = None  # the same SLI in the steady state (for under-fault/recovery)
+    change: str | None = None  # e.g. "+302ms vs steady state"
 
     def sentence(self) -> str:
         when = f", worst {self.worst} at +{self.worst_at:.0f}s" if self.worst and self.worst_at is not None else ""
+        change = f" ({self.change})" if self.change else ""
         verdict = "held" if self.passed else "BROKEN"
-        return f"{self.phase}: {self.label} {verdict}: observed {self.rendered}{when}"
+        return f"{self.phase}: {self.label} {verdict}: observed {self.rendered}{change}{when}"
 
 
 @dataclass

@@ -356,8 +356,18 @@ class Run:
                 time.sleep(min(lag, 3.0))
             observed = self.prom.value(slo.query, window=t1 - t0, at=t1)
         passed = observed is not None and slo.objective.holds(observed)
+        baseline = change = None
+        if phase != "steady-state":
+            before = [r for r in self.slo_results if r.phase == "steady-state" and r.sli == slo.sli
+                      and r.source == slo.source and r.observed is not None]
+            if before and observed is not None:
+                baseline = before[0].observed
+                delta = observed - baseline
+                sign = "+" if delta >= 0 else "-"
+                change = f"{sign}{render_value(abs(delta), slo.objective.unit)} vs steady state"
         res = SloResult(phase, slo.label, slo.sli, slo.source, str(slo.objective), observed,
-                        render_value(observed, slo.objective.unit), passed, t0, t1, worst_at, worst)
+                        render_value(observed, slo.objective.unit), passed, t0, t1, worst_at, worst,
+                        baseline, change)
         self.slo_results.append(res)
         self.event("slo", res.sentence(), passed=passed)
         return res
