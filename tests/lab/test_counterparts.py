@@ -34,7 +34,7 @@ def test_autoscaling_fails_when_the_maximum_is_too_low(lab, run_experiment):
 
 
 def test_lab_down_leaves_nothing_behind(tmp_path):
-    cfg = LabConfig(prefix="rhd", subnet="10.81.0", port_base=25000, with_db=False, run_dir=str(tmp_path / "lab"))
+    cfg = LabConfig(prefix="rhd", subnet="10.82.0", port_base=25000, with_db=False, run_dir=str(tmp_path / "lab"))
     lab = Lab(cfg)
     try:
         lab.up()
