@@ -343,6 +343,10 @@ def demo(ctx, experiment, keep_lab) -> None:
         if not keep_lab:
             lab_.down()
             console.print("lab down (use --keep-lab to keep it)")
+        else:
+            console.print("\nThe lab is still running: try `harness lab status`, "
+                          "`harness run experiments/zone-loss.yaml`, open the report above; "
+                          "`harness lab down` removes it.")
 
 
 def main() -> None:
