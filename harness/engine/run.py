@@ -95,6 +95,7 @@ class Run:
         self.target_samples: list[dict[str, Any]] = []
         self._sampler_stop = threading.Event()
         self.not_steady = False
+        self.fault_error: str | None = None
         self._revert_lock = threading.Lock()
 
     # -- events and progress -----------------------------------------------------------
@@ -379,7 +380,14 @@ class Run:
         fault = self.target.fault(step.fault, step.params)
         if self.first_inject is None:
             self._arm()
-        entry = self.journal.inject(fault)
+        try:
+            entry = self.journal.inject(fault)
+        except Exception as exc:  # noqa: BLE001 - a fault that cannot act ends the run
+            self.fault_error = f"could not inject {fault.describe()}: {exc}"
+            self.event("error", self.fault_error)
+            self.abort_event.set()
+            self.clock.stop.set()
+            raise SystemExit(20) from None  # stop the method; rollbacks and our finally revert
         self.step_faults[index] = entry.fault_id
         if self.first_inject is None:
             self.first_inject = entry.injected_at
@@ -514,6 +522,10 @@ class Run:
             return Verdict("aborted", [self.trip.message() + f" at +{self.trip.at - self.clock.started_at:.1f}s; every fault was reverted"])
         if self.interrupted:
             return Verdict("interrupted", ["interrupted by the user; every fault was reverted"])
+        if self.fault_error:
+            left = " (some could not be reverted: run `harness cleanup`)" if self.journal.live else \
+                "; every fault injected so far was reverted"
+            return Verdict("error", [self.fault_error + left])
         if ctk is None:
             return Verdict("error", ["the run did not start"])
         if ctk.get("status") == "interrupted":

@@ -159,3 +159,23 @@ def test_plain_chaostoolkit_experiment_that_deviates_fails_and_rolls_back(run_ex
     assert result.verdict.status == "failed"
     assert "deviated" in " ".join(result.verdict.reasons)
     assert (tmp_path / "rolled-back").exists()
+
+
+FAILING_SECOND_FAULT = """\
+title: the second fault cannot be injected; the first must still be reverted
+load: {locustfile: "@ROOT@/load/api.py", users: 5, spawn-rate: 5, warmup: 1s}
+method:
+  - {fault: zone-loss, zone: c, mode: refuse, duration: 30s, concurrent: true}
+  - {fault: pod-kill, selector: {app: no-such-app}, count: 1, duration: 30s}
+abort-when: [{elapsed: "> 2m"}]
+"""
+
+
+def test_a_fault_that_cannot_act_ends_the_run_and_reverts_the_others(lab, run_experiment):
+    result = run_experiment(FAILING_SECOND_FAULT)
+    assert result.verdict.status == "error" and result.verdict.exit_code == 5
+    assert "could not inject pod-kill" in result.verdict.reasons[0]
+    assert "no running replica matches" in result.verdict.reasons[0]
+    assert network.zone_status(lab.cfg, "c") == "up"
+    assert all(f["reverted_at"] for f in result.faults) and len(result.faults) == 1
+    assert not pending()
