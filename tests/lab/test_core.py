@@ -179,3 +179,31 @@ def test_a_fault_that_cannot_act_ends_the_run_and_reverts_the_others(lab, run_ex
     assert network.zone_status(lab.cfg, "c") == "up"
     assert all(f["reverted_at"] for f in result.faults) and len(result.faults) == 1
     assert not pending()
+
+
+SERVER_SIDE = """\
+title: server-side SLOs and a Prometheus abort condition
+load: {locustfile: "@ROOT@/load/api.py", users: 20, spawn-rate: 20, warmup: 3s}
+steady-state:
+  window: 10s
+  server-slo: {availability: ">= 99%", latency_p99: "< 1s"}
+  prometheus:
+    - {name: LB error ratio, query: "sli:lb_error:ratio_rate30s", objective: "< 1%"}
+method:
+  - {fault: pod-kill, selector: {app: api}, count: 1, duration: 30s}
+abort-when:
+  - {prometheus: "sum(lab_replicas_ready)", is: "< 3", reason: a replica is gone}
+  - {elapsed: "> 2m"}
+"""
+
+
+def test_server_side_slos_and_prometheus_abort(lab, run_experiment):
+    result = run_experiment(SERVER_SIDE)
+    steady = {r.label: r for r in result.slo_results if r.phase == "steady-state"}
+    assert set(steady) == {"availability >= 99% (server)", "latency_p99 < 1s (server)", "LB error ratio < 1% (server)"}
+    assert all(r.passed and r.observed is not None for r in steady.values()), steady
+    assert result.verdict.status == "aborted"
+    assert result.abort["condition"].startswith("sum(lab_replicas_ready) < 3")
+    assert result.abort["observed"] < 3
+    # Prometheus sees the missing replica within a few scrapes, long before the 30 s hold ends
+    assert result.abort["at"] - result.faults[0]["injected_at"] < 20
