@@ -89,20 +89,17 @@ class LabDbFailover(Fault):
         db.wait_member_running(cfg, state["zone"], timeout=float(self.params.get("rejoin-timeout", 60)))
 
     def verify_reverted(self, state: State) -> list[str]:
+        """Every member, asked itself, runs: one primary, the others streaming."""
         cfg = self._cfg()
         problems = []
-        cluster = db.cluster_state(cfg) or {"members": []}
-        members = {m["name"]: m for m in cluster.get("members", [])}
-        leaders = [n for n, m in members.items() if m.get("role") in ("leader", "master", "primary")]
-        if len(leaders) != 1:
-            problems.append(f"{len(leaders)} primaries ({', '.join(leaders) or 'none'})")
+        views = db.member_roles(cfg)
+        primaries = [n for n, v in views.items() if v.get("role") in ("primary", "master") and v.get("state") == "running"]
+        if len(primaries) != 1:
+            problems.append(f"{len(primaries)} primaries ({', '.join(primaries) or 'none'})")
         for zone in cfg.zones:
-            name = db.member_name(zone)
-            m = members.get(name)
-            if m is None:
-                problems.append(f"member {name} is not in the cluster")
-            elif m.get("state") not in ("running", "streaming"):
-                problems.append(f"member {name} is {m.get('state')}")
+            why = db.member_ok(cfg, zone)
+            if why is not None:
+                problems.append(f"member {db.member_name(zone)} is {why}")
         return problems
 
 

@@ -571,13 +571,27 @@ def stop_member(cfg: LabConfig, zone: str) -> None:
                     pass
 
 
+def member_ok(cfg: LabConfig, zone: str, timeout: float = 0.5) -> str | None:
+    """None when the member, asked itself (GET /patroni), runs as the primary or as a
+    streaming replica; otherwise what it is doing."""
+    try:
+        view = _get_json(patroni_url(cfg, zone) + "/patroni", timeout)
+    except Exception as exc:  # noqa: BLE001
+        return f"not answering ({type(exc).__name__})"
+    if view.get("state") != "running":
+        return str(view.get("state"))
+    if view.get("role") in ("primary", "master", "standby_leader"):
+        return None
+    if view.get("replication_state") != "streaming":
+        return f"{view.get('role')}, not streaming ({view.get('replication_state')})"
+    return None
+
+
 def wait_member_running(cfg: LabConfig, zone: str, timeout: float = 60.0) -> bool:
-    """True once the member is back in the cluster and running/streaming."""
+    """True once the member, asked itself, is the primary or a streaming replica."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        state = cluster_state(cfg) or {}
-        for m in state.get("members", []):
-            if m["name"] == member_name(zone) and m.get("state") in ("running", "streaming"):
-                return True
+        if member_ok(cfg, zone) is None:
+            return True
         time.sleep(0.2)
     return False
