@@ -30,7 +30,7 @@ def _layout(view: RunView, title: str, ytitle: str, height: int = 230, **kw: Any
     layout = dict(
         title=dict(text=f"<b>{title}</b>", x=0.0, xanchor="left", y=0.97, yanchor="top", font=dict(size=14)),
         height=height,
-        margin=dict(l=72, r=24, t=40, b=40),
+        margin=dict(l=72, r=56, t=40, b=40),
         xaxis=dict(title=dict(text="seconds from run start", font=dict(size=11)), range=view.x_range,
                    showgrid=True, gridcolor="#eef0f2", zeroline=False, ticksuffix="s"),
         yaxis=dict(title=dict(text=ytitle, font=dict(size=11)), gridcolor="#eef0f2", zeroline=False),
@@ -171,10 +171,13 @@ def timeline(view: RunView) -> go.Figure | None:
                 hovertext=[_wrap(f"{e.get('alert') or ''} {state}: {e.get('text') or ''}"
                                  + (f" → {e.get('receiver')}" if e.get("receiver") else "")) for e in items],
                 hoverinfo="text+x"))
+    # every lane on the axis, even an empty one (nothing injected says something too)
+    fig.add_trace(go.Scatter(x=[view.x_range[0]] * len(lanes), y=lanes, mode="markers", showlegend=False,
+                             marker=dict(opacity=0, size=1), hoverinfo="skip", name="lanes"))
     decorate(fig, view, label_faults=False)
     fig.update_layout(**_layout(view, "", "", height=190 + (40 if alerts else 0), barmode="overlay",
                                 hovermode="closest", showlegend=False))
-    fig.update_layout(title=None, margin=dict(l=72, r=24, t=12, b=40))
+    fig.update_layout(title=None, margin=dict(l=72, r=56, t=12, b=40))
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)), title=None,
                      showgrid=False, fixedrange=True)
     return fig
@@ -268,9 +271,16 @@ def latency(view: RunView) -> go.Figure | None:
     for q, secs in view.latency_objectives().items():
         _hline(fig, secs * 1000, f"{q} objective < {fmt_duration(secs)}")
     decorate(fig, view)
-    fig.update_layout(**_layout(view, "Latency — p50 / p95 / p99 (log scale)", "ms"))
-    fig.update_yaxes(type="log")
+    fig.update_layout(**_layout(view, "Latency — p50 / p95 / p99 (log scale)", ""))
+    ticks = [m * 10 ** e for e in range(-1, 6) for m in (1, 2, 5)]
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[_ms_label(t) for t in ticks])
     return fig
+
+
+def _ms_label(ms: float) -> str:
+    if ms >= 1000:
+        return f"{ms / 1000:g} s"
+    return f"{ms:g} ms"
 
 
 def throughput(view: RunView) -> go.Figure | None:
@@ -303,9 +313,20 @@ def throughput(view: RunView) -> go.Figure | None:
     fig.update_layout(**_layout(view, "Throughput — requests per second", "req/s", barmode="stack", bargap=0.05,
                                 yaxis2=dict(overlaying="y", side="right", showgrid=False,
                                             range=[0, max([u for u in users if u is not None] + [1]) * 1.15],
-                                            tickformat="d", title=dict(text="users", font=dict(size=11)))))
+                                            tickformat="d", dtick=_nice_step(max([u for u in users if u is not None] + [1])), title=dict(text="users", font=dict(size=11)))))
     fig.update_layout(margin=dict(l=72, r=56, t=40, b=40))
     return fig
+
+
+def _nice_step(top: float) -> float:
+    """A 1-2-5 step that gives two to five ticks up to ``top``."""
+    import math
+
+    mag = 10 ** math.floor(math.log10(max(top, 1)))
+    for m in (1, 2, 5, 10):
+        if top / (m * mag) <= 5:
+            return m * mag
+    return 10 * mag
 
 
 def budget_burn(view: RunView) -> go.Figure | None:

@@ -73,7 +73,8 @@ def test_report_of_a_real_run_is_drawn_in_chromium(harness_lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     exp = load_experiment(ROOT / "experiments" / "pod-kill.yaml")
-    result = Run(exp, resolve_target("lab", harness_lab.cfg.run_dir), report_dir=tmp_path).execute()
+    # lock_wait: on a shared machine another experiment may hold the run lock; queue behind it
+    result = Run(exp, resolve_target("lab", harness_lab.cfg.run_dir), report_dir=tmp_path, lock_wait=300).execute()
     assert result.report_path, f"no report was written (verdict {result.verdict.status}: {result.verdict.reasons})"
     report = Path(result.report_path)
     journal = json.loads(Path(result.journal_path).read_text())
