@@ -172,6 +172,24 @@ def faults() -> None:
     console.print("[dim]* required[/dim]")
 
 
+@cli.command("load-worker")
+@click.option("--master", required=True, metavar="HOST:PORT",
+              help="The master: an experiment run with load.expect-workers and load.master-bind.")
+@click.option("--locustfile", required=True, type=click.Path(exists=True))
+@click.option("--host", required=True, help="Base URL the users hit (the system under test).")
+def load_worker(master, locustfile, host) -> None:
+    """Join a run's load as a Locust worker on another machine (distributed mode).
+
+    \b
+    On the harness machine the experiment says, e.g.:
+      load: {locustfile: load/api.py, users: 500, expect-workers: 4, master-bind: 0.0.0.0:5557}
+    and on each load machine:
+      harness load-worker --master harness-host:5557 --locustfile load/api.py --host http://svc
+    """
+    os.execv(sys.executable, [sys.executable, "-m", "harness.load.child", "--worker", "--master", master,
+                              "--locustfile", locustfile, "--host", host])
+
+
 @cli.command()
 def schema() -> None:
     """Print the experiment JSON Schema."""
