@@ -38,15 +38,18 @@ setup_system() {
 }
 
 setup_toxiproxy() {
-  if [ -x /usr/local/bin/toxiproxy-server ] && /usr/local/bin/toxiproxy-server -version 2>&1 | grep -q "${TOXIPROXY_VERSION#v}"; then
-    return
+  # The server reports its version as "git" when built with go install, so the cache
+  # file's name carries the version instead.
+  local cached="$CACHE/toxiproxy-server-$TOXIPROXY_VERSION"
+  if [ ! -x "$cached" ]; then
+    command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || die "Go is needed to build Toxiproxy (no Debian/PyPI package ships its server)"
+    local go=go; command -v go >/dev/null || go=/usr/local/go/bin/go
+    say "building toxiproxy-server ${TOXIPROXY_VERSION} from its Go module (about a minute)"
+    mkdir -p "$CACHE/gobin"
+    GOBIN="$CACHE/gobin" GOFLAGS=-p=2 "$go" install "github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION}"
+    mv "$CACHE/gobin/server" "$cached"
   fi
-  command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || die "Go is needed to build Toxiproxy (no Debian/PyPI package ships its server)"
-  local go=go; command -v go >/dev/null || go=/usr/local/go/bin/go
-  say "building toxiproxy-server ${TOXIPROXY_VERSION} from its Go module (about a minute)"
-  mkdir -p "$CACHE/gobin"
-  GOBIN="$CACHE/gobin" GOFLAGS=-p=2 "$go" install "github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION}"
-  install -m 0755 "$CACHE/gobin/server" /usr/local/bin/toxiproxy-server
+  cmp -s "$cached" /usr/local/bin/toxiproxy-server 2>/dev/null || install -m 0755 "$cached" /usr/local/bin/toxiproxy-server
 }
 
 setup_python() {
