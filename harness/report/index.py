@@ -24,7 +24,7 @@ def run_summary(journal: Any, run_dir: Path) -> dict[str, Any]:
     return {
         "dir": run_dir.name,
         "run_id": v.run_id,
-        "experiment": v.experiment or v.title,
+        "experiment": _experiment_key(v.experiment) or v.title,
         "title": v.title,
         "status": v.status,
         "started_at": v.started_at,
@@ -38,6 +38,21 @@ def run_summary(journal: Any, run_dir: Path) -> dict[str, Any]:
         "reason": (v.reasons or [""])[0],
         "has_report": (run_dir / "report.html").exists(),
     }
+
+
+def _experiment_key(path: str) -> str:
+    """The same experiment file run as 'experiments/x.yaml' and '/repo/experiments/x.yaml'
+    (pytest passes absolute paths) is one experiment: relative to the working directory
+    when it is below it."""
+    if not path:
+        return ""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return str(p.resolve().relative_to(Path.cwd().resolve()))
+        except (ValueError, OSError):
+            return str(p)
+    return str(Path(*p.parts)) if p.parts else path
 
 
 def collect(reports_dir: Path) -> list[dict[str, Any]]:
@@ -94,11 +109,11 @@ def _trend(runs: list[dict], key: str, title: str, ytitle: str, scale: float = 1
         fig.add_annotation(x=1, y=ref[0], xref="paper", yref="y", xanchor="right", yanchor="bottom", text=ref[1],
                            showarrow=False, font=dict(size=10, color="#cf222e"))
     fig.update_layout(
-        title=dict(text=f"<b>{title}</b>", x=0, xanchor="left", font=dict(size=14)), height=260,
-        margin=dict(l=60, r=20, t=40, b=40), plot_bgcolor="white", paper_bgcolor="white",
+        title=dict(text=f"<b>{title}</b>", x=0, xanchor="left", font=dict(size=14)),
+        height=290 + 18 * ((len(by) - 1) // 2), margin=dict(l=60, r=20, t=40, b=70 + 18 * ((len(by) - 1) // 2)), plot_bgcolor="white", paper_bgcolor="white",
         xaxis=dict(type="date", gridcolor="#eef0f2", title=None), hovermode="closest",
         yaxis=dict(title=dict(text=ytitle, font=dict(size=11)), rangemode="tozero", gridcolor="#eef0f2"),
-        legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom", font=dict(size=11)),
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top", font=dict(size=11)),
         font=dict(family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif", size=12, color="#1f2328"))
     return fig
 

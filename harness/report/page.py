@@ -158,15 +158,20 @@ def tiles(view: RunView) -> str:
                                                     if worst["availability"] is not None else ""), bool(av.get("passed")))
     elif windows:
         req, fail, _ = view.client_totals(windows)
+        obj = view.availability_objective()
         if req:
-            tile("Availability under fault", fmt_pct(1 - fail / req), f"{fmt_int(fail)} of {fmt_int(req)} requests failed")
+            tile("Availability under fault", fmt_pct(1 - fail / req), f"{fmt_int(fail)} of {fmt_int(req)} requests failed",
+                 None if obj is None else (1 - fail / req) >= obj)
     lat = next((s for s in uf if str(s.get("sli")).startswith("latency")), None)
     if lat is not None:
         tile(f"{str(lat.get('sli')).replace('latency_', '')} latency under fault", str(lat.get("rendered") or "—"),
              f"objective {lat.get('objective')}" + (f" · worst second {worst['p99_ms']:.0f} ms p99"
                                                     if worst["p99_ms"] is not None else ""), bool(lat.get("passed")))
     elif worst["p99_ms"] is not None:
-        tile("Worst p99 (1 s)", f"{worst['p99_ms']:.0f} ms", f"at +{worst['p99_at']:.0f}s")
+        p99_obj = view.latency_objectives().get("p99")
+        tile("Worst p99 (1 s)", f"{worst['p99_ms']:.0f} ms",
+             f"at +{worst['p99_at']:.0f}s" + (f" · objective < {p99_obj * 1000:g} ms" if p99_obj else ""),
+             None if p99_obj is None else worst["p99_ms"] < p99_obj * 1000)
     rec = view.recovery
     if rec:
         secs = num(rec.get("seconds"))

@@ -409,3 +409,17 @@ def test_alert_check_times_relative_to_the_injection_reach_the_alert_timeline(jo
     assert 'id="chart-alerts"' in html
     checks = html[html.index('id="alerts"'):html.index('id="slos"')]
     assert "fired after" in checks and "4.0 s" in checks and "30.0 s" in checks
+
+
+def test_index_counts_an_experiment_run_by_absolute_and_relative_path_as_one(tmp_path, journals, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reports = tmp_path / "reports"
+    for i, exp in enumerate(["experiments/pod-kill.yaml", str(tmp_path / "experiments" / "pod-kill.yaml")]):
+        j = copy.deepcopy(journals["passed"])
+        j["harness"]["experiment"] = exp
+        j["harness"]["run_id"] = f"run-{i}"
+        j["harness"]["started_at"] += i * 100
+        write_reports(j, reports / f"run-{i}")
+    index = (reports / "index.html").read_text()
+    table = index[index.index('id="experiments"'):index.index('id="trends"')]
+    assert table.count("<b>experiments/pod-kill.yaml</b>") == 1 and "2/2 (100%)" in table
