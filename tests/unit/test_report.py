@@ -419,6 +419,8 @@ def test_index_counts_an_experiment_run_by_absolute_and_relative_path_as_one(tmp
         j["harness"]["experiment"] = exp
         j["harness"]["run_id"] = f"run-{i}"
         j["harness"]["started_at"] += i * 100
+        (reports / f"run-{i}").mkdir(parents=True)
+        (reports / f"run-{i}" / "journal.json").write_text(json.dumps(j))
         write_reports(j, reports / f"run-{i}")
     index = (reports / "index.html").read_text()
     table = index[index.index('id="experiments"'):index.index('id="trends"')]
