@@ -48,9 +48,12 @@ class Recovers(Check):
             if not ok:
                 saw_unhealthy = True
             if now > deadline or clock.stop.is_set():
-                return CheckResult(self.kind, False,
-                                   f"not recovered {within:g}s after the fault's {ref_name}: {detail}",
-                                   {"recovery_seconds": None, "from": ref_name, "within_seconds": within})
+                watched = now - ref
+                why = (f"the run stopped {watched:.1f}s after the fault's {ref_name}, before it recovered"
+                       if now <= deadline else f"not recovered {within:g}s after the fault's {ref_name}")
+                return CheckResult(self.kind, False, f"{why}: {detail}",
+                                   {"recovery_seconds": None, "from": ref_name, "within_seconds": within,
+                                    "watched_seconds": round(watched, 1)})
             time.sleep(0.2)
 
 

@@ -82,7 +82,9 @@ def _scalar(node: ScalarNode) -> Any:
         if v == ".nan":
             return float("nan")
         return float(v)
-    return value
+    # ruamel's composer marks folded line breaks (style ">") with BEL; folding means
+    # the break becomes nothing more than the space already kept beside it.
+    return value.replace("\a\n", "\n").replace("\a", "") if "\a" in value else value
 
 
 def load_document(path: str | Path) -> tuple[Any, Positions]:

@@ -183,3 +183,10 @@ def test_cli_run_rejects_bad_file_before_anything(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(bad)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "YAML syntax" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_folded_text_reads_as_yaml_says():
+    from harness.experiment.yamlsafe import load_text
+
+    data, _ = load_text("d: >\n  one two\n  three\n\n  para\nl: |\n  a\n  b\n")
+    assert data["d"] == "one two three\npara\n" and data["l"] == "a\nb\n"
