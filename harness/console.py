@@ -28,7 +28,7 @@ class ConsoleProgress:
             t = f"+{time.time() - run.clock.started_at:5.1f}s" if run else ""
             style = {"inject": "bold yellow", "revert": "green", "abort": "bold red", "phase": "bold cyan",
                      "interrupted": "bold red", "error": "bold red", "recovered": "green",
-                     "not-recovered": "bold red"}.get(kind, "")
+                     "not-recovered": "bold red", "alert": "magenta", "notification": "magenta"}.get(kind, "")
             if kind in ("slo", "check"):
                 style = "green" if data.get("passed") else "bold red"
             label = {"phase": "phase", "slo": "SLO", "check": "check"}.get(kind, kind)

@@ -189,8 +189,14 @@ class Run:
             time.sleep(0.1)
 
     def _start_sampler(self) -> None:
+        from harness.engine.alerts import AlertWatcher
+
+        watcher = AlertWatcher(self.target.prometheus_url, getattr(self.target, "notifications", None),
+                               lambda kind, text, **data: self.event(kind, text, **data))
+
         def loop() -> None:
             while not self._sampler_stop.wait(1.0):
+                watcher.poll(time.time())
                 snap = self.target.snapshot()
                 snap["t"] = time.time()
                 snap["active_faults"] = len(self.journal.live)

@@ -93,6 +93,14 @@ class LabTarget(Target):
             if all(r["labels"].get(k) == v for k, v in selector.items())
         ]
 
+    def notifications(self, since: float) -> list[dict]:
+        """Notifications the lab's webhook receivers recorded since ``since``."""
+        if self.alertmanager_url is None:
+            return []
+        from harness.lab import alerting
+
+        return alerting.notifications(self.cfg, since=since)
+
     def snapshot(self) -> dict[str, Any]:
         try:
             state = self.orchestrator_state()
