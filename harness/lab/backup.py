@@ -44,7 +44,20 @@ def archive_command(cfg: LabConfig, zone: str) -> str:
             f"--pg1-path={data_dir(cfg, zone)} archive-push %p")
 
 
-def write_config(cfg: LabConfig, retention_full: int = 2) -> None:
+def plan_retention(cfg: LabConfig) -> int:
+    """Full backups to keep: the plan's ``backup.retention-full`` (lab plan: 7, seed 001)."""
+    try:
+        from harness.lab.alerting import load_lab_plan
+
+        policy = load_lab_plan(cfg).backup
+        return int(policy.retention_full.value) if policy else 2
+    except Exception:  # noqa: BLE001 - a broken plan fails elsewhere, loudly
+        return 2
+
+
+def write_config(cfg: LabConfig, retention_full: int | None = None) -> None:
+    if retention_full is None:
+        retention_full = plan_retention(cfg)
     root = cfg.path("pgbackrest")
     for d in ("repo", "log", "lock", "spool"):
         (root / d).mkdir(parents=True, exist_ok=True)

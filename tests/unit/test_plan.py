@@ -141,3 +141,15 @@ chaos:
     assert chaos.refusal(monday_10, ["pod-kill"]) is None
     assert chaos.refusal(monday_20, ["zone-loss"]) is None
     assert "release freeze" in chaos.refusal(datetime(2026, 12, 24, 3, 0), [])
+
+
+def test_backup_schedule_due():
+    from harness.lab.backup import due
+
+    now = datetime(2026, 11, 23, 10, 30)
+    midnight = datetime(2026, 11, 23, 0, 5).timestamp()
+    yesterday = datetime(2026, 11, 22, 0, 5).timestamp()
+    assert due(None, None, now) == "full"
+    assert due(yesterday, None, now) == "full"  # today's 00:00 full is missing
+    assert due(midnight, datetime(2026, 11, 23, 10, 0).timestamp(), now) is None
+    assert due(midnight, datetime(2026, 11, 23, 9, 0).timestamp(), now) == "incr"
