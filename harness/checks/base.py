@@ -48,6 +48,12 @@ class Check(ABC):
         self.target = target
         self.params = params
 
+    def precondition(self, timeout: float) -> str | None:
+        """Wait (up to ``timeout``) until the check can judge a fresh fault, e.g. an
+        alert it expects is not already firing from an earlier event. Returns None when
+        ready, or why not (the run is then "not in steady state", nothing injected)."""
+        return None
+
     @abstractmethod
     def run(self, clock: RunClock) -> CheckResult:
         """Watch until the expectation is met or its time is up. Runs in a thread."""

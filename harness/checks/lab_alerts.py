@@ -62,6 +62,23 @@ class LabAlertFires(Check):
             return None
         return routing.receiver_for(severity) if routing else None
 
+    def precondition(self, timeout: float) -> str | None:
+        """An alert still firing from an earlier event (e.g. a failover in the last
+        minute) would hide whether this fault fires it: wait for it to resolve."""
+        from harness.lab.alerting import active_alerts
+
+        name = self.params["alert"]
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if not active_alerts(self.target.cfg, name):
+                    return None
+            except Exception as exc:  # noqa: BLE001
+                return f"cannot ask Alertmanager about {name}: {exc}"
+            if time.time() > deadline:
+                return f"alert {name} was still firing from an earlier event after waiting {timeout:.0f}s"
+            time.sleep(1.0)
+
     def run(self, clock: RunClock) -> CheckResult:
         cfg = self.target.cfg
         name = self.params["alert"]

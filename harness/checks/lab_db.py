@@ -285,19 +285,29 @@ class LabWritesResume(Check):
 class LabDbQuorum(Check):
     kind = "db-quorum"
 
-    def _sample(self, cfg) -> tuple[list[str], int]:
+    def _sample(self, cfg) -> tuple[list[str], int, bool]:
+        """(primaries, etcd members answering, etcd has a leader).
+
+        Quorum means a majority of members *answering*: a member that answers while
+        the survivors elect a new leader (after the leader's zone was lost) is part of
+        the quorum; that election is measured separately as time without a leader."""
         primaries = []
         for name, view in db.member_roles(cfg, timeout=0.3).items():
             if view.get("role") in ("primary", "master") and view.get("state") == "running":
                 primaries.append(name)
-        healthy = 0
+        answering, leader = 0, False
         for zone in cfg.zones:
             try:
-                if db._get_json(db.etcd_url(cfg, zone) + "/health", 0.3).get("health") in ("true", True):
-                    healthy += 1
+                db._get_json(db.etcd_url(cfg, zone) + "/version", 0.3)
             except Exception:  # noqa: BLE001
+                continue
+            answering += 1
+            try:
+                if db._get_json(db.etcd_url(cfg, zone) + "/health", 0.3).get("health") in ("true", True):
+                    leader = True
+            except Exception:  # noqa: BLE001 - 503 while there is no leader
                 pass
-        return primaries, healthy
+        return primaries, answering, leader
 
     def run(self, clock: RunClock) -> CheckResult:
         cfg = self.target.cfg
@@ -309,16 +319,19 @@ class LabDbQuorum(Check):
         no_primary_since = None
         longest_no_primary = total_no_primary = 0.0
         quorum_lost_s = 0.0
+        no_leader_s = 0.0
         seen: list[str] = []
         samples = 0
         last = time.time()
         settled_since = None
         while True:
             now = time.time()
-            primaries, healthy = self._sample(cfg)
+            primaries, healthy, has_leader = self._sample(cfg)
             samples += 1
             dt = now - last
             last = now
+            if not has_leader:
+                no_leader_s += dt
             max_primaries = max(max_primaries, len(primaries))
             if len(primaries) > 1 and split_at is None:
                 split_at = now
@@ -333,7 +346,7 @@ class LabDbQuorum(Check):
                 no_primary_since = None
             if healthy < quorum:
                 quorum_lost_s += dt
-            whole = len(primaries) == 1 and healthy == len(cfg.zones)
+            whole = len(primaries) == 1 and healthy == len(cfg.zones) and has_leader
             if clock.reverted.is_set() and whole:
                 settled_since = settled_since or now
                 if now - settled_since >= 1.0:
@@ -344,7 +357,7 @@ class LabDbQuorum(Check):
                 break
             if not clock.wait_until(now + SAMPLE_EVERY):
                 break
-        final_primaries, final_healthy = self._sample(cfg)
+        final_primaries, final_healthy, _ = self._sample(cfg)
         measured = {
             "samples": samples,
             "max_primaries_at_once": max_primaries,
@@ -353,6 +366,7 @@ class LabDbQuorum(Check):
             "total_without_primary_s": round(total_no_primary, 3),
             "etcd_quorum": quorum,
             "etcd_quorum_lost_s": round(quorum_lost_s, 3),
+            "etcd_without_leader_s": round(no_leader_s, 3),
             "final_primary": final_primaries[0] if len(final_primaries) == 1 else final_primaries,
             "final_etcd_healthy": final_healthy,
         }
@@ -371,7 +385,8 @@ class LabDbQuorum(Check):
         return CheckResult(
             self.kind, True,
             f"one primary throughout (primaries: {' -> '.join(seen) or 'none'}; longest without one "
-            f"{format_duration(longest_no_primary)}); etcd kept its quorum", measured)
+            f"{format_duration(longest_no_primary)}); etcd kept its quorum"
+            + (f" (leader election took {format_duration(no_leader_s)})" if no_leader_s else ""), measured)
 
 
 CHECKS = [LabWritesResume, LabDbQuorum]

@@ -96,6 +96,8 @@ class Run:
         self._sampler_stop = threading.Event()
         self.not_steady = False
         self.fault_error: str | None = None
+        self.precondition_problem: str | None = None
+        self.precondition_wait = 120.0
         self._revert_lock = threading.Lock()
 
     # -- events and progress -----------------------------------------------------------
@@ -126,6 +128,8 @@ class Run:
                 return self._result(started, Verdict("passed", ["dry run: nothing injected"]), None)
             # SIGTERM (e.g. CI cancelling the job) is handled like Ctrl-C: revert, then stop.
             signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+            if self._preconditions():
+                return self._finish(started, None)
             self._start_load()
             self._start_sampler()
             context.set_current(self)
@@ -150,10 +154,26 @@ class Run:
                 self.lock.release()
                 if not self.journal.live:
                     self.journal.close()
+        return self._finish(started, ctk_journal)
+
+    def _finish(self, started: float, ctk_journal: dict[str, Any] | None) -> RunResult:
         verdict = self._verdict(ctk_journal)
         result = self._result(started, verdict, ctk_journal)
         self._write(result, ctk_journal)
         return result
+
+    def _preconditions(self) -> bool:
+        """Expectations that cannot judge a fresh fault yet (an alert still firing from
+        an earlier event) are waited for; if they stay so, nothing is injected."""
+        if self.checks:
+            self.set_phase("preconditions")
+        for check in self.checks:
+            problem = check.precondition(self.precondition_wait)
+            if problem:
+                self.precondition_problem = problem
+                self.event("not-steady", problem, passed=False)
+                return True
+        return False
 
     def _bind_target(self) -> None:
         problems = []
@@ -532,6 +552,8 @@ class Run:
             left = " (some could not be reverted: run `harness cleanup`)" if self.journal.live else \
                 "; every fault injected so far was reverted"
             return Verdict("error", [self.fault_error + left])
+        if self.precondition_problem:
+            return Verdict("not-steady", [self.precondition_problem + "; nothing was injected"])
         if ctk is None:
             return Verdict("error", ["the run did not start"])
         if ctk.get("status") == "interrupted":

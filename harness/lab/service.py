@@ -56,6 +56,12 @@ class App:
             self.ack_log = open(args.ack_log, "a", buffering=1)
         if args.db:
             from psycopg_pool import ConnectionPool
+            from psycopg_pool import base as pool_base
+
+            # psycopg_pool retries lost connections with exponential backoff (1, 2, 4, 8 s
+            # ...): after a 20 s failover the service wrote again ~9 s after the database
+            # could (measured). A constant 1 s retry is what this service wants.
+            pool_base.AttemptWithBackoff.DELAY_BACKOFF = args.db_reconnect_backoff
 
             self.pool = ConnectionPool(
                 args.db,
@@ -251,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     # 4 connections exhausted the pool there (p95 840 ms), which is what experiments find.
     p.add_argument("--db-pool", type=int, default=16)
     p.add_argument("--db-timeout", type=float, default=2.0)
+    p.add_argument("--db-reconnect-backoff", type=float, default=1.0,
+                   help="multiplier between reconnection attempts (psycopg_pool's default is 2)")
     p.add_argument("--dependency", default="", help="base URL of the external dependency")
     p.add_argument("--dependency-timeout", type=float, default=1.0, help="seconds; 0 = no timeout")
     p.add_argument("--dependency-fallback", type=int, default=1,
