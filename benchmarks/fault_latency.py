@@ -18,6 +18,8 @@ toxics and zone cuts. Kinds measured here:
                    through HAProxy (the write outage). Revert = start the member again ->
                    it is back in the cluster, streaming as a replica.
   db-switchover    mode switchover. Injected = a new primary elected (Patroni REST).
+  zone-loss        mode refuse on the zone of api-0. Injected = a TCP connect from the
+                   host to that replica is refused; reverted = it connects again.
 
 Runs on its own full lab (prefix rhfb, 10.81.0.0/24, ports 24000+, /tmp/rhfb) unless
 --lab-dir names a running one. Other kinds (pod-kill, zone-loss) can be added to
@@ -207,6 +209,42 @@ TRIALS = {
     "db-failover": trial_db_failover,
     "db-switchover": trial_db_switchover,
 }
+
+
+def _connect_ok(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=0.05):
+            return True
+    except OSError:
+        return False
+
+
+def trial_zone_loss(target: LabTarget, trials: int) -> dict[str, list[float]]:
+    """zone-loss (refuse) of the zone of api-0: injected = a TCP connect from the host to
+    the replica there is refused; reverted = it connects again. Blackhole gives the same
+    rule-change latency but can only be observed through a timeout, so refuse is timed."""
+    cfg = target.cfg
+    rep = target.replicas({"app": "api"})[0]
+    ip, port = rep["addr"].split(":")
+    inj, rev = [], []
+    for _ in range(trials):
+        fault = target.fault("zone-loss", {"zone": rep["zone"], "mode": "refuse"})
+        state = fault.prepare()
+        t0 = time.time()
+        fault.inject(state)
+        t1 = _until(lambda: not _connect_ok(ip, int(port)), 5)
+        t2 = time.time()
+        fault.revert(state)
+        t3 = _until(lambda: _connect_ok(ip, int(port)), 5)
+        if t1 is not None:
+            inj.append(t1 - t0)
+        if t3 is not None:
+            rev.append(t3 - t2)
+        time.sleep(0.5)
+    return {"inject": inj, "revert": rev}
+
+
+TRIALS["zone-loss"] = trial_zone_loss
 
 
 def main() -> None:
