@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
+def sh_run_quiet(argv: list[str]) -> str:
+    import subprocess
+
+    return subprocess.run(argv, capture_output=True, text=True).stdout
+
+
 def extra_components(cfg: LabConfig) -> list[Component]:
     """Database, Toxiproxy, dependency and alerting components (the full lab).
     Kept apart so the minimal lab works without them."""
@@ -69,6 +75,15 @@ class Lab:
                         f"a lab with prefix '{self.cfg.prefix}' is already running with other settings "
                         f"({existing}); run `harness lab down` first"
                     )
+        # Another lab (other prefix) on the same subnet would fight over the routes.
+        addrs = sh_run_quiet(["ip", "-o", "-4", "addr", "show"])
+        for line in addrs.splitlines():
+            parts = line.split()
+            if len(parts) > 3 and parts[3].startswith(f"{self.cfg.subnet}.") and parts[1] != self.cfg.bridge:
+                raise EnvironmentNotReady(
+                    f"subnet {self.cfg.subnet}.0/24 is already used by {parts[1]} (another lab?); "
+                    f"choose another with --subnet"
+                )
         for name in ("lb", "prometheus", "orchestrator"):
             port = self.cfg.port(name)
             if self._port_taken(port) and not procs.names(self.cfg):

@@ -49,3 +49,14 @@ def test_lab_down_leaves_nothing_behind(tmp_path):
              if any(run_dir in (a or "") for a in (p.info["cmdline"] or []))]
     assert stray == []
     assert Lab(cfg).down() == []  # twice is harmless
+
+
+def test_a_second_lab_on_the_same_subnet_is_refused_and_creates_nothing(lab, tmp_path):
+    import pytest
+
+    from harness.errors import EnvironmentNotReady
+
+    other = LabConfig(prefix="rhx", subnet=lab.cfg.subnet, port_base=26000, with_db=False, run_dir=str(tmp_path))
+    with pytest.raises(EnvironmentNotReady, match="already used by"):
+        Lab(other).up()
+    assert network.leftovers(other) == []
