@@ -93,7 +93,7 @@ case "$cmd" in
     # developer's own lab and runs.
     export HARNESS_STATE_DIR=${HARNESS_STATE_DIR:-/var/lib/resilience-harness/test}
     say "running the tests (one lab for the whole session)"
-    exec .venv/bin/python -m pytest --lab=auto -p no:cacheprovider "$@" tests experiments ;;
+    exec .venv/bin/python -m pytest --lab=auto -p no:cacheprovider -ra "$@" tests experiments scenarios ;;
   bench)
     setup_system; setup_toxiproxy; setup_python
     export HARNESS_STATE_DIR=${HARNESS_STATE_DIR:-/var/lib/resilience-harness/bench}
