@@ -345,6 +345,7 @@ class PodsPerZone(Check):
             return CheckResult(self.kind, False, "the run stopped before any fault was injected", {})
         deadline = clock.injected_at + within
         last: dict[str, Any] = {}
+        during: dict[str, Any] = {}  # the last look while a zone was lost
         while True:
             nodes = target.nodes()
             zone_of = {n["metadata"]["name"]: target.zone_of(n) for n in nodes}
@@ -383,6 +384,8 @@ class PodsPerZone(Check):
                 "min_per_zone": min_per_zone,
                 "seconds_since_injection": round(now - clock.injected_at, 3),
             }
+            if lost:
+                during = last
             ok = (
                 bool(lost)
                 and in_lost == 0
@@ -400,7 +403,10 @@ class PodsPerZone(Check):
                 )
             if now >= deadline or clock.stop.is_set():
                 break
+            if clock.reverted.is_set() and not lost:
+                break  # the zone is back: the spread during its loss can no longer be seen
             clock.stop.wait(POLL * 2)
+        last = during or last
         if not last.get("lost_zones"):
             why = "no zone was lost (every zone kept a Ready, schedulable node)"
         else:
@@ -471,10 +477,13 @@ class NoPendingPods(Check):
 
 
 class Replicas(Check):
-    """A Deployment's or HPA's desired and current replicas reach a bound (``at-least`` /
-    ``at-most``) within ``within`` of the injection (``from: inject``, default) or of the
-    revert (``from: revert``, e.g. scaling back in). HPA numbers come from the
-    autoscaling/v2 status; a Deployment's current replicas are its ready replicas."""
+    """Autoscaling as the plan says (the same parameters as on the lab): desired and
+    current replicas reach ``at-least`` within ``within`` of the injection (scale out),
+    desired never exceeds ``at-most`` nor drops under ``never-below`` while watched, and
+    after the revert both settle ``back-to`` N within ``within`` (scale in). Numbers
+    come from the autoscaling/v2 HPA status (``hpa``) or from a Deployment
+    (``deployment``/``app``: spec.replicas and ready replicas). Watches until the fault
+    is reverted (and settled, with back-to)."""
 
     kind = "replicas"
 
@@ -485,12 +494,11 @@ class Replicas(Check):
         if hpa:
             obj = target.list_json(target.autoscaling.read_namespaced_horizontal_pod_autoscaler, hpa, ns)
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
-            return {
-                "desired": status.get("desiredReplicas"),
-                "current": status.get("currentReplicas"),
-                "min": spec.get("minReplicas", 1),
-                "max": spec.get("maxReplicas"),
-            }
+            desired, current = status.get("desiredReplicas"), status.get("currentReplicas")
+            if not desired and current:
+                desired = None  # the HPA has not computed a recommendation yet
+            return {"desired": desired, "current": current,
+                    "min": spec.get("minReplicas", 1), "max": spec.get("maxReplicas")}
         name = self.params.get("deployment") or self.params.get("app")
         obj = target.list_json(target.apps.read_namespaced_deployment, name, ns)
         return {
@@ -501,73 +509,95 @@ class Replicas(Check):
         }
 
     def run(self, clock: RunClock) -> CheckResult:
+        p = self.params
         within = _within(self)
-        if not (self.params.get("hpa") or self.params.get("deployment") or self.params.get("app")):
+        if not (p.get("hpa") or p.get("deployment") or p.get("app")):
             raise InvalidInput("replicas: name an 'hpa' or a 'deployment'")
-        at_least, at_most = self.params.get("at-least"), self.params.get("at-most")
-        if at_least is None and at_most is None:
-            raise InvalidInput("replicas: give 'at-least' and/or 'at-most'")
-        ref_kind = self.params.get("from") or "inject"
-        what = f"hpa {self.params['hpa']}" if self.params.get("hpa") else f"deployment {self.params.get('deployment') or self.params.get('app')}"
-        bound = " and ".join(
-            s for s in (f">= {at_least}" if at_least is not None else "", f"<= {at_most}" if at_most is not None else "") if s
-        )
-
-        def holds(n) -> bool:
-            if n is None:
-                return False
-            return (at_least is None or n >= at_least) and (at_most is None or n <= at_most)
-
+        at_least, at_most = p.get("at-least"), p.get("at-most")
+        never_below, back_to = p.get("never-below"), p.get("back-to")
+        what = f"hpa {p['hpa']}" if p.get("hpa") else f"deployment {p.get('deployment') or p.get('app')}"
         if not _wait_for_injection(clock):
             return CheckResult(self.kind, False, "the run stopped before any fault was injected", {})
-        if ref_kind == "revert" and not _wait_for_revert(clock):
-            return CheckResult(self.kind, False, "the run stopped before the fault was reverted", {})
-        ref = clock.injected_at if ref_kind == "inject" else clock.reverted_at
-        deadline = ref + within
-        desired_at = current_at = None
-        seen: list[tuple[float, Any, Any]] = []
+        ref = clock.injected_at
+        peak, low = 0, None
+        desired_reached = current_reached = settled_at = None
+        history: list[tuple[float, Any, Any]] = []
+        problems: list[str] = []
         cap_reason = None
+        r: dict[str, Any] = {"desired": None, "current": None, "min": None, "max": None}
         while True:
             now = time.time()
-            r = self._read()
-            if not seen or (seen[-1][1], seen[-1][2]) != (r["desired"], r["current"]):
-                seen.append((round(now - ref, 3), r["desired"], r["current"]))
-            if desired_at is None and holds(r["desired"]):
-                desired_at = now
-            if not holds(r["desired"]):
-                desired_at = None
-            if holds(r["desired"]) and holds(r["current"]):
-                current_at = now
+            try:
+                r = self._read()
+            except Exception as exc:  # noqa: BLE001 - a missed sample is not a verdict
+                r = {**r, "error": str(exc)}
+            desired, current = r.get("desired"), r.get("current")
+            if not history or (history[-1][1], history[-1][2]) != (desired, current):
+                history.append((round(now - ref, 2), desired, current))
+            if desired is not None:
+                peak = max(peak, desired)
+                low = desired if low is None else min(low, desired)
+                if at_most is not None and desired > at_most and not any("above" in x for x in problems):
+                    problems.append(f"desired {desired}, above the maximum {at_most} at +{now - ref:.0f}s")
+                if never_below is not None and desired < never_below and not any("below" in x for x in problems):
+                    problems.append(f"desired {desired}, below the minimum {never_below} at +{now - ref:.0f}s")
+                if at_least is not None and desired_reached is None and desired >= at_least:
+                    desired_reached = now - ref
+            if at_least is not None and current_reached is None and current is not None and current >= at_least:
+                current_reached = now - ref
+            if (back_to is not None and clock.reverted.is_set() and settled_at is None
+                    and desired == back_to and current == back_to):
+                settled_at = now - (clock.reverted_at or now)
+            # An HPA at its own limit that can never satisfy the bound: say so at once.
+            if (at_least is not None and current_reached is None and r.get("max") is not None
+                    and r["max"] < at_least and current == r["max"] == desired):
+                cap_reason = (f"its maxReplicas is {r['max']}: it scaled to {r['max']} "
+                              f"and cannot reach {at_least}")
                 break
-            # An HPA at its own limit can never satisfy the bound: say so now.
-            if r["max"] is not None and at_least is not None and r["max"] < at_least and r["current"] == r["max"] == r["desired"]:
-                cap_reason = f"its maxReplicas is {r['max']}, it reached it, and cannot reach {at_least}"
-                break
-            if r["min"] is not None and at_most is not None and r["min"] > at_most and r["current"] == r["min"] == r["desired"]:
-                cap_reason = f"its minReplicas is {r['min']}, it reached it, and cannot go down to {at_most}"
-                break
-            if now >= deadline or clock.stop.is_set():
+            reverted = clock.reverted.is_set()
+            scale_out_over = at_least is None or current_reached is not None or now > ref + within
+            if back_to is not None:
+                scale_in_over = settled_at is not None or (reverted and now > (clock.reverted_at or now) + within)
+                done = reverted and scale_out_over and scale_in_over
+            else:
+                done = (reverted or at_most is None and never_below is None) and scale_out_over
+            if done or clock.stop.is_set():
                 break
             clock.stop.wait(POLL * 2)
-        measured = {
-            "desired": r["desired"],
-            "current": r["current"],
-            "min": r["min"],
-            "max": r["max"],
-            "from": ref_kind,
-            "time_to_desired": None if desired_at is None else round(desired_at - ref, 3),
-            "time_to_current": None if current_at is None else round(current_at - ref, 3),
-            "changes": seen[-50:],
-        }
-        if current_at is not None:
-            return CheckResult(
-                self.kind, True,
-                f"{what} reached {r['current']} replicas ({bound}) {format_duration(current_at - ref)} after "
-                f"{'injection' if ref_kind == 'inject' else 'revert'} (<= {format_duration(within)})",
-                measured,
+        if cap_reason:
+            problems.append(cap_reason)
+        elif at_least is not None and current_reached is None:
+            problems.append(
+                f"peaked at desired {peak} (current {r.get('current')}), never reached {at_least} "
+                f"within {format_duration(within)} of the injection"
             )
-        why = cap_reason or f"still desired {r['desired']}, current {r['current']} after {format_duration(within)}"
-        return CheckResult(self.kind, False, f"{what} did not reach {bound}: {why}", measured)
+        if back_to is not None and settled_at is None and not cap_reason:
+            problems.append(
+                f"did not settle back to {back_to} within {format_duration(within)} of the revert "
+                f"(desired {r.get('desired')}, current {r.get('current')})"
+            )
+        measured = {
+            "peak": peak,
+            "lowest": low,
+            "min": r.get("min"),
+            "max": r.get("max"),
+            "seconds_to_desired": None if desired_reached is None else round(desired_reached, 2),
+            "seconds_to_scale_out": None if current_reached is None else round(current_reached, 2),
+            "seconds_to_scale_in": None if settled_at is None else round(settled_at, 2),
+            "history": history[-60:],
+        }
+        if problems:
+            return CheckResult(self.kind, False, f"{what}: " + "; ".join(problems), measured)
+        parts = [f"{what} peaked at {peak}"]
+        if current_reached is not None:
+            parts.append(f"reached {at_least} after {format_duration(current_reached)} (allowed {format_duration(within)})")
+        if settled_at is not None:
+            parts.append(f"back to {back_to} {format_duration(settled_at)} after the revert")
+        if at_most is not None:
+            parts.append(f"never above {at_most}")
+        if never_below is not None:
+            parts.append(f"never below {never_below}")
+        return CheckResult(self.kind, True, ", ".join(parts), measured)
 
 
 CHECKS: dict[str, type[Check]] = {cls.kind: cls for cls in (Recovers, PodsPerZone, NoPendingPods, Replicas)}

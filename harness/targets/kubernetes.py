@@ -363,7 +363,10 @@ class KubernetesTarget(Target):
     def list_json(self, method, *args, **kwargs) -> dict[str, Any]:
         kwargs.setdefault("_request_timeout", self.request_timeout)
         resp = method(*args, _preload_content=False, **kwargs)
-        return json.loads(resp.data)
+        try:
+            return json.loads(resp.data)
+        finally:
+            resp.release_conn()
 
     def pods(self, namespace: str | None, selector: dict[str, str] | str | None = None) -> list[dict]:
         """Pods (as JSON dicts) in a namespace (all namespaces when None)."""

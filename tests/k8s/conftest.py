@@ -4,18 +4,15 @@ started once per session, stopped at the end.
 If the test bed cannot be built or started, every k8s test FAILS with the build's
 output: these tests are never skipped silently.
 
-Environment:
-  HARNESS_K8S_CACHE        binary cache root (see tools/k8s-testbed/build.sh)
-  HARNESS_K8S_TEST_CLUSTER cluster name used by the tests (default rh-pytest)
+The test bed is shared with the experiments in experiments/k8s (one cluster per
+session, see harness/k8s_testbed.py); every test works in a namespace of its own.
 """
 from __future__ import annotations
 
-import os
-import time
 import uuid
 
 import pytest
-from k8s_support import CLUSTER, Testbed, _run_script, restore_nodes
+from k8s_support import Testbed, restore_nodes
 
 
 def pytest_configure(config):
@@ -25,48 +22,36 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def k8s_testbed():
+def k8s_testbed(request):
+    """The session's test bed (harness.k8s_testbed: built if needed, started once,
+    stopped at the end of the session) and clients for it."""
     try:
         import chaosk8s  # noqa: F401
         import kubernetes  # noqa: F401
     except ImportError as exc:
         pytest.fail(f"the k8s tests need kubernetes and chaostoolkit-kubernetes: {exc}", pytrace=False)
-    timings = {}
-    t = time.monotonic()
-    _run_script("build.sh", timeout=3600)
-    timings["build_s"] = time.monotonic() - t
-    t = time.monotonic()
-    kubeconfig = _run_script("up.sh", "--name", CLUSTER, timeout=600)
-    timings["up_s"] = time.monotonic() - t
-    try:
-        if not kubeconfig or not os.path.exists(kubeconfig):
-            pytest.fail(f"up.sh did not print a kubeconfig path (got {kubeconfig!r})", pytrace=False)
-        from kubernetes import client, config
+    from kubernetes import client, config
 
-        api = config.new_client_from_config(config_file=kubeconfig, context=f"kwok-{CLUSTER}")
-        from harness.targets.kubernetes import KubernetesTarget
+    from harness.k8s_testbed import session_testbed
+    from harness.targets.kubernetes import KubernetesTarget
 
-        target = KubernetesTarget.from_config(
-            {
-                "kubeconfig": kubeconfig,
-                "context": f"kwok-{CLUSTER}",
-                "allowed-contexts": [f"kwok-{CLUSTER}"],
-                "namespace": "default",
-            }
-        )
-        target.preflight()
-        yield Testbed(
-            kubeconfig=kubeconfig,
-            context=f"kwok-{CLUSTER}",
-            target=target,
-            core=client.CoreV1Api(api),
-            apps=client.AppsV1Api(api),
-            policy=client.PolicyV1Api(api),
-            autoscaling=client.AutoscalingV2Api(api),
-            timings=timings,
-        )
-    finally:
-        _run_script("down.sh", "--name", CLUSTER, timeout=120)
+    info = session_testbed(request.config)
+    api = config.new_client_from_config(config_file=info.kubeconfig, context=info.context)
+    target = KubernetesTarget.from_config(
+        {"kubeconfig": info.kubeconfig, "context": info.context,
+         "allowed-contexts": [info.context], "namespace": "default"}
+    )
+    target.preflight()
+    yield Testbed(
+        kubeconfig=info.kubeconfig,
+        context=info.context,
+        target=target,
+        core=client.CoreV1Api(api),
+        apps=client.AppsV1Api(api),
+        policy=client.PolicyV1Api(api),
+        autoscaling=client.AutoscalingV2Api(api),
+        timings=info.timings,
+    )
 
 
 @pytest.fixture

@@ -1,45 +1,18 @@
 """Helpers of the Kubernetes tests: the test bed scripts, workloads, running faults."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "tools" / "k8s-testbed"
-CLUSTER = os.environ.get("HARNESS_K8S_TEST_CLUSTER", "rh-pytest")
 ZONES = ("zone-a", "zone-b", "zone-c")
 ZONE_LABEL = "topology.kubernetes.io/zone"
 NOT_READY_LABEL = "node-not-ready.stage.kwok.x-k8s.io"
-
-
-def _run_script(name: str, *args: str, timeout: float) -> str:
-    """Run a test-bed script; on failure, fail the test loudly with its output."""
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"rh-k8s-{name}-{os.getpid()}.log"
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    started = time.monotonic()
-    with open(log, "w") as out:
-        proc = subprocess.run(
-            ["bash", str(TESTBED / name), *args],
-            stdout=subprocess.PIPE, stderr=out, text=True, timeout=timeout, env=env,
-        )
-    text = log.read_text()
-    if proc.returncode != 0:
-        pytest.fail(
-            f"tools/k8s-testbed/{name} {' '.join(args)} FAILED (exit {proc.returncode}); "
-            f"the Kubernetes tests cannot run. Output (also in {log}):\n{text[-6000:]}",
-            pytrace=False,
-        )
-    sys.stderr.write(f"\n[k8s] {name} done in {time.monotonic() - started:.1f}s\n")
-    return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
 
 
 @dataclass

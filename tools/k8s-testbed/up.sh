@@ -92,6 +92,23 @@ options:
   metricsServerManifests:
   - $HERE/manifests/metrics-server
 componentsPatches:
+# The test bed's etcd data is thrown away with the cluster: no fsync, so that a busy
+# shared disk does not make every write (and so every eviction) take hundreds of ms.
+- name: etcd
+  extraArgs:
+  - key: unsafe-no-fsync
+    value: "true"
+# One instance of each: no leader election. Under CPU pressure a lease renewal can miss
+# its 5 s deadline, and a controller-manager that loses its lease exits (kwokctl does
+# not restart it): the cluster would silently stop reconciling.
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 - name: kube-apiserver
   extraArgs:
   - key: advertise-address
@@ -151,5 +168,11 @@ for ((i = 0; i < 60; i++)); do
 done
 (( i < 60 )) || say "WARNING: metrics API not answering yet (HPAs will start late)"
 
+# Every component still running (one that exited leaves a cluster that looks fine but
+# stops reconciling).
+for f in "$CLUSTER_DIR"/pids/*.pid; do
+    pid="$(tr -dc '0-9' <"$f")"
+    [[ -n "$pid" && -d "/proc/$pid" ]] || die "$(basename "$f" .pid) is not running (logs: $KWOKCTL logs $(basename "$f" .pid) --name $NAME)"
+done
 say "ready in $((SECONDS - T0)) s; context kwok-$NAME"
 echo "$KUBECONFIG_PATH"
