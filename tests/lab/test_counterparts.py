@@ -2,6 +2,8 @@
 here the same files run against a lab broken on purpose, and must fail with a reason."""
 from __future__ import annotations
 
+import time
+
 import psutil
 
 from harness.lab import db, network
@@ -60,3 +62,33 @@ def test_a_second_lab_on_the_same_subnet_is_refused_and_creates_nothing(lab, tmp
     with pytest.raises(EnvironmentNotReady, match="already used by"):
         Lab(other).up()
     assert network.leftovers(other) == []
+
+
+def _restart_replicas_with(lab, **service_args):
+    """Rewrite the replicas' extra options and restart them (the orchestrator starts
+    them again with the new options, as a rollout would)."""
+    import json
+    import os
+    import signal
+
+    from .conftest import orchestrator
+
+    path = lab.cfg.path("service.json")
+    args = json.loads(path.read_text())
+    args.update({k.replace("_", "-"): v for k, v in service_args.items()})
+    path.write_text(json.dumps(args))
+    for r in orchestrator(lab, "/state")["replicas"]:
+        if r["pid"]:
+            os.kill(r["pid"], signal.SIGTERM)
+    time.sleep(1)
+    wait_replicas_ready(lab, lab.cfg.replicas)
+
+
+def test_dependency_call_without_timeout_fails_under_5s_of_latency(lab, run_experiment):
+    _restart_replicas_with(lab, dependency_timeout=0)
+    try:
+        result = run_experiment(ROOT / "experiments/dependency-latency.yaml")
+    finally:
+        _restart_replicas_with(lab, dependency_timeout=1.0)
+    assert result.verdict.status in ("aborted", "failed"), result.verdict.reasons
+    assert "timeout_ratio" in " ".join(result.verdict.reasons)
