@@ -195,6 +195,7 @@ def bench_size(nodes_per_zone: int, pods: int, name: str, keep: bool) -> dict:
             fault.inject(state)
             inject_s = time.monotonic() - t1
             harness_cpu_s = time.process_time() - cpu0
+            pressure = cpu_pressure()
         finally:
             kfaults.cordon_nodes = orig_cordon
         report = fault.last_report
@@ -247,7 +248,7 @@ def bench_size(nodes_per_zone: int, pods: int, name: str, keep: bool) -> dict:
             "evicted": report["evicted"],
             "harness_s": round(harness_s, 3),
             "harness_cpu_s": round(harness_cpu_s, 3),
-            "cpu_pressure_some_avg60": cpu_pressure(),
+            "cpu_pressure_some_avg60": pressure,
             "select_cordon_drain_wall_s": round(phases["select_s"] + inject_s, 3),
             "api_calls": total_calls,
             "api_calls_by_kind": calls_inject,

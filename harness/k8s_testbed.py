@@ -133,6 +133,42 @@ def apply_demo_workloads(kubeconfig: str, context: str, wait_for_hpa: bool = Tru
 _SESSION: dict[str, Any] = {}
 
 
+def _take_cluster_lock(name: str, echo: Callable[[str], None] | None) -> None:
+    """One session at a time per cluster name: up.sh replaces a cluster of the same
+    name, so a second pytest session on this machine waits for the first to finish."""
+    import fcntl
+
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"rh-k8s-testbed-{name}.lock"
+    f = open(path, "a+")
+    wait = float(os.environ.get("HARNESS_K8S_LOCK_WAIT", "3600"))
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if not told and echo:
+                f.seek(0)
+                echo(f"[k8s-testbed] cluster {name} is in use by another session ({f.read().strip()}); waiting")
+                told = True
+            if time.monotonic() > deadline:
+                f.close()
+                raise TestbedError(f"cluster {name} stayed in use by another session for {wait:.0f}s ({path})")
+            time.sleep(2)
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}\n")
+    f.flush()
+    _SESSION["lock"] = f
+
+
+def _release_cluster_lock() -> None:
+    f = _SESSION.pop("lock", None)
+    if f is not None:
+        f.close()  # closing releases the flock
+
+
 def session_testbed(config: Any = None) -> TestbedInfo:
     """Build (cached) and start the test bed once per pytest session, load the demo
     workloads, and stop it when the session ends. Fails the caller loudly otherwise."""
@@ -150,6 +186,11 @@ def session_testbed(config: Any = None) -> TestbedInfo:
     name = cluster_name()
     timings: dict[str, float] = {}
     try:
+        t = time.monotonic()
+        _take_cluster_lock(name, echo)
+        timings["lock_wait_s"] = round(time.monotonic() - t, 1)
+        if config is not None:
+            config.add_cleanup(_release_cluster_lock)
         t = time.monotonic()
         run_script("build.sh", timeout=3 * 3600, echo=echo)
         timings["build_s"] = round(time.monotonic() - t, 1)
