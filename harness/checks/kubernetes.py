@@ -300,9 +300,11 @@ class Recovers(Check):
                 f"lowest was {minimum}"
             )
         elif not floor_ok:
+            under = _time_below(tracker.history, int(min_available), injected or started, recovered_at or time.time())
+            measured["seconds_below_min_available"] = round(under, 3)
             summary = (
                 f"recovered to {desired}/{desired} but serving pods fell to {minimum} "
-                f"(below min-available {min_available}) for {format_duration(below)}"
+                f"(below min-available {min_available}) for {format_duration(under)}"
             )
         else:
             summary = (
