@@ -158,7 +158,8 @@ class ExperimentItem(pytest.Item):
             from harness.pytest_plugin_k8s import ensure_target_ready
 
             target = ensure_target_ready(self.config, spec)
-        result = Run(exp, target, report_dir=self.config.getoption("harness_report_dir")).execute()
+        # Wait for the run lock rather than fail when a test holds it (never several at once).
+        result = Run(exp, target, report_dir=self.config.getoption("harness_report_dir"), lock_wait=600).execute()
         self.user_properties.append(("verdict", result.verdict.status))
         self.user_properties.append(("journal", result.journal_path))
         if result.report_path:

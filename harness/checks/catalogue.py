@@ -58,8 +58,6 @@ CATALOGUE: dict[str, CheckKind] = {
                             "description": "after the revert, settles back to this many within the time (scale in)"},
                 "never-below": {"type": "integer", "minimum": 0, "description": "never fewer (the plan's min)"},
                 "within": DURATION,
-                # measure from the injection (scale-out) or from the revert (scale-in)
-                "from": {"enum": ["inject", "revert"]},
             },
             required=("within",),
         ),

@@ -29,7 +29,7 @@ from harness.checks.base import Check, CheckResult, RunClock
 from harness.engine import context
 from harness.engine.guard import Guard, Trip
 from harness.engine.results import RunResult, SloResult, Verdict
-from harness.errors import EnvironmentNotReady, FaultError, HarnessError, InvalidInput
+from harness.errors import EnvironmentNotReady, ExperimentFailed, FaultError, HarnessError, InvalidInput
 from harness.experiment.model import Experiment, Slo, SloSet, Step
 from harness.faults.journal import FaultJournal, RunLock, recover
 from harness.load.generator import LoadGenerator
@@ -96,6 +96,7 @@ class Run:
         self._sampler_stop = threading.Event()
         self.not_steady = False
         self.fault_error: str | None = None
+        self.fault_is_failure = False
         self.precondition_problem: str | None = None
         self.precondition_wait = 120.0
         self._revert_lock = threading.Lock()
@@ -409,6 +410,9 @@ class Run:
         try:
             entry = self.journal.inject(fault)
         except Exception as exc:  # noqa: BLE001 - a fault that cannot act ends the run
+            # A fault may itself find the system wanting (e.g. a drain a PodDisruptionBudget
+            # blocks): that is a failed experiment, not a broken harness.
+            self.fault_is_failure = isinstance(exc, ExperimentFailed)
             self.fault_error = f"could not inject {fault.describe()}: {exc}"
             self.event("error", self.fault_error)
             self.abort_event.set()
@@ -551,7 +555,7 @@ class Run:
         if self.fault_error:
             left = " (some could not be reverted: run `harness cleanup`)" if self.journal.live else \
                 "; every fault injected so far was reverted"
-            return Verdict("error", [self.fault_error + left])
+            return Verdict("failed" if self.fault_is_failure else "error", [self.fault_error + left])
         if self.precondition_problem:
             return Verdict("not-steady", [self.precondition_problem + "; nothing was injected"])
         if ctk is None:

@@ -65,6 +65,7 @@ CATALOGUE: dict[str, FaultKind] = {
                 "zone": {"type": "string"},
                 "mode": {"enum": ["blackhole", "refuse", "drain", "not-ready"]},
                 "namespace": {"type": "string"},
+                "timeout": {**DURATION, "description": "Kubernetes drain: give up after (default 120s)"},
             },
             required=("zone",),
         ),
