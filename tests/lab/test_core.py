@@ -210,3 +210,35 @@ def test_server_side_slos_and_prometheus_abort(lab, run_experiment):
     assert result.abort["observed"] < 3
     # Prometheus sees the missing replica within a few scrapes, long before the 30 s hold ends
     assert result.abort["at"] - result.faults[0]["injected_at"] < 20
+
+
+def test_a_system_that_does_not_recover_fails_the_recovery_verdict(lab, run_experiment):
+    """The fault is reverted, but the system stays broken (a CTK action in the method
+    scales the api to zero, as a bad rollout would): recovery must be reported as failed."""
+    import json
+
+    from .conftest import orchestrator
+
+    before = orchestrator(lab, "/state")["policy"]
+    url = f"http://127.0.0.1:{lab.cfg.port('orchestrator')}/policy"
+    args = json.dumps(["-s", "-XPOST", "-d", '{"min_replicas": 0, "max_replicas": 0, "autoscale": false}', url])
+    text = f"""\
+title: nothing comes back after the fault
+load: {{locustfile: "@ROOT@/load/api.py", users: 10, spawn-rate: 10, warmup: 2s}}
+steady-state: {{window: 4s, slo: {{availability: ">= 99%"}}}}
+under-fault: {{slo: {{}}}}
+method:
+  - {{fault: pod-kill, selector: {{app: api}}, count: 1, duration: 3s, concurrent: true}}
+  - {{type: action, name: a bad rollout scales the api to zero, provider: {{type: process, path: curl, arguments: {args}}}}}
+  - {{pause: 3s}}
+abort-when: [{{elapsed: "> 2m"}}]
+recovery: {{within: 8s, window: 3s}}
+"""
+    try:
+        result = run_experiment(text)
+    finally:
+        orchestrator(lab, "/policy", before)
+        orchestrator(lab, f"/scale?replicas={before['min_replicas']}", {})
+    assert result.verdict.status == "failed", result.verdict.reasons
+    assert any("steady state not back within 8s" in r for r in result.verdict.reasons), result.verdict.reasons
+    assert result.recovery["passed"] is False
