@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
@@ -31,6 +30,7 @@ import yaml
 from harness.lab import procs
 from harness.lab.component import Component, Health
 from harness.lab.config import LabConfig
+from harness.lab.httpd import QuietHandler
 
 
 def plan_path(cfg: LabConfig) -> Path:
@@ -202,22 +202,7 @@ def serve_webhook(run_dir: str, listen: str) -> None:
     records: list[dict] = _read_file(out_path)
     out = open(out_path, "a", buffering=1)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _send(self, code: int, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(QuietHandler):
 
         def do_POST(self) -> None:
             now = time.time()

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from harness.lab import procs
 from harness.lab.component import Component, Health
-from harness.lab.config import LabConfig
+from harness.lab.httpd import QuietHandler
 
 
 class Dependency(Component):
@@ -72,22 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     requests_total = Counter("dependency_requests_total", "requests", ["route", "status"])
     duration = Histogram("dependency_request_duration_seconds", "request duration", ["route"])
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(QuietHandler):
 
         def do_GET(self) -> None:
             t0 = time.perf_counter()

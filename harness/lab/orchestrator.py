@@ -27,13 +27,13 @@ import time
 import urllib.request
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import ThreadingHTTPServer
 
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from harness.lab.config import LabConfig
+from harness.lab.httpd import QuietHandler
 
 log = logging.getLogger("orchestrator")
 
@@ -346,16 +346,8 @@ class Orchestrator:
 
 
 def serve(orch: Orchestrator, port: int) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *a) -> None:
-            pass
-
-        def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(QuietHandler):
+        protocol_version = "HTTP/1.0"  # as before: one request per connection
 
         def do_GET(self) -> None:
             if self.path.startswith("/metrics"):

@@ -24,9 +24,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from harness.lab.httpd import QuietHandler
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 DURATION = Histogram(
@@ -168,23 +169,7 @@ class App:
 
 
 def make_handler(app: App):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:  # keep logs for errors only
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            # Without this Python answers with a flat ~40 ms (Nagle + delayed ACK).
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(QuietHandler):
 
         def _route(self, method: str) -> None:
             path, _, query = self.path.partition("?")
