@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import EnvironmentNotReady
-from harness.lab import network, procs
+from harness.lab import network, procs, sh
 from harness.lab.component import Component, Health
 from harness.lab.config import LabConfig, default_run_dir
 from harness.lab.core import HAProxy, Orchestrator, Prometheus, Zones
@@ -21,11 +21,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-
-def sh_run_quiet(argv: list[str]) -> str:
-    import subprocess
-
-    return subprocess.run(argv, capture_output=True, text=True).stdout
 
 
 def extra_components(cfg: LabConfig) -> list[Component]:
@@ -76,7 +71,7 @@ class Lab:
                         f"({existing}); run `harness lab down` first"
                     )
         # Another lab (other prefix) on the same subnet would fight over the routes.
-        addrs = sh_run_quiet(["ip", "-o", "-4", "addr", "show"])
+        addrs = sh.run("ip", "-o", "-4", "addr", "show", check=False).stdout
         for line in addrs.splitlines():
             parts = line.split()
             if len(parts) > 3 and parts[3].startswith(f"{self.cfg.subnet}.") and parts[1] != self.cfg.bridge:
