@@ -200,9 +200,18 @@ def schema() -> None:
 
 # -- cleanup / stop --------------------------------------------------------------------
 @cli.command()
-def cleanup() -> None:
-    """Revert every fault a killed or crashed run left behind."""
-    from harness.faults.journal import RunLock, pending, recover
+@click.option("--forget", is_flag=True,
+              help="Drop the pending faults from the journal WITHOUT reverting them (after you have "
+                   "checked their target by hand, e.g. a cluster that no longer exists).")
+def cleanup(forget: bool) -> None:
+    """Revert every fault a killed or crashed run left behind.
+
+    The fault journal (under the state directory) lists every fault that was injected
+    and not yet reverted; this reverts each on its target and verifies the revert.
+    A fault whose target is gone (the lab was taken down, a local test-bed cluster
+    deleted) is dropped with a note. Exit code 5 if something could not be reverted.
+    """
+    from harness.faults.journal import RunLock, forget as forget_all, pending, recover
 
     lock = RunLock()
     holder = lock.holder_pid()
@@ -215,13 +224,19 @@ def cleanup() -> None:
         if not left:
             console.print("nothing to clean up: no fault is pending")
             return
+        if forget:
+            for e in forget_all(lambda m: console.print(m)):
+                console.print(f"[yellow]forgotten, not reverted[/yellow] {e.description}")
+            return
         reverted, errors = recover(lambda m: console.print(m))
         for e in reverted:
             console.print(f"[green]reverted[/green] {e.description}")
         if errors:
             from harness.errors import FaultError
 
-            raise FaultError("could not revert: " + "; ".join(errors))
+            raise FaultError("could not revert: " + "; ".join(errors)
+                             + " (fix the target and run `harness cleanup` again; if the target is gone "
+                             "for good, check it by hand and run `harness cleanup --forget`)")
     finally:
         lock.release()
 

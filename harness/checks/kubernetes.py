@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from harness.checks.base import Check, CheckResult, RunClock
+from harness.checks.replicas import ReplicaJudge
 from harness.errors import InvalidInput
 from harness.quantities import format_duration, parse_duration
 from harness.targets.kubernetes import (
@@ -515,91 +516,22 @@ class Replicas(Check):
         within = _within(self)
         if not (p.get("hpa") or p.get("deployment") or p.get("app")):
             raise InvalidInput("replicas: name an 'hpa' or a 'deployment'")
-        at_least, at_most = p.get("at-least"), p.get("at-most")
-        never_below, back_to = p.get("never-below"), p.get("back-to")
         what = f"hpa {p['hpa']}" if p.get("hpa") else f"deployment {p.get('deployment') or p.get('app')}"
         if not _wait_for_injection(clock):
             return CheckResult(self.kind, False, "the run stopped before any fault was injected", {})
-        ref = clock.injected_at
-        peak, low = 0, None
-        desired_reached = current_reached = settled_at = None
-        history: list[tuple[float, Any, Any]] = []
-        problems: list[str] = []
-        cap_reason = None
-        r: dict[str, Any] = {"desired": None, "current": None, "min": None, "max": None}
+        judge = ReplicaJudge(self.kind, what, p, within, clock.injected_at, cap_name="maxReplicas")
+        sample: dict[str, Any] = {"desired": None, "current": None, "min": None, "max": None}
         while True:
             now = time.time()
             try:
-                r = self._read()
+                sample = self._read()
             except Exception as exc:  # noqa: BLE001 - a missed sample is not a verdict
-                r = {**r, "error": str(exc)}
-            desired, current = r.get("desired"), r.get("current")
-            if not history or (history[-1][1], history[-1][2]) != (desired, current):
-                history.append((round(now - ref, 2), desired, current))
-            if desired is not None:
-                peak = max(peak, desired)
-                low = desired if low is None else min(low, desired)
-                if at_most is not None and desired > at_most and not any("above" in x for x in problems):
-                    problems.append(f"desired {desired}, above the maximum {at_most} at +{now - ref:.0f}s")
-                if never_below is not None and desired < never_below and not any("below" in x for x in problems):
-                    problems.append(f"desired {desired}, below the minimum {never_below} at +{now - ref:.0f}s")
-                if at_least is not None and desired_reached is None and desired >= at_least:
-                    desired_reached = now - ref
-            if at_least is not None and current_reached is None and current is not None and current >= at_least:
-                current_reached = now - ref
-            if (back_to is not None and clock.reverted.is_set() and settled_at is None
-                    and desired == back_to and current == back_to):
-                settled_at = now - (clock.reverted_at or now)
-            # An HPA at its own limit that can never satisfy the bound: say so at once.
-            if (at_least is not None and current_reached is None and r.get("max") is not None
-                    and r["max"] < at_least and current == r["max"] == desired):
-                cap_reason = (f"its maxReplicas is {r['max']}: it scaled to {r['max']} "
-                              f"and cannot reach {at_least}")
-                break
-            reverted = clock.reverted.is_set()
-            scale_out_over = at_least is None or current_reached is not None or now > ref + within
-            if back_to is not None:
-                scale_in_over = settled_at is not None or (reverted and now > (clock.reverted_at or now) + within)
-                done = reverted and scale_out_over and scale_in_over
-            else:
-                done = (reverted or at_most is None and never_below is None) and scale_out_over
-            if done or clock.stop.is_set():
+                sample = {**sample, "error": str(exc)}
+            judge.observe(now, sample, clock)
+            if judge.done(now, clock):
                 break
             clock.stop.wait(POLL * 2)
-        if cap_reason:
-            problems.append(cap_reason)
-        elif at_least is not None and current_reached is None:
-            problems.append(
-                f"peaked at desired {peak} (current {r.get('current')}), never reached {at_least} "
-                f"within {format_duration(within)} of the injection"
-            )
-        if back_to is not None and settled_at is None and not cap_reason:
-            problems.append(
-                f"did not settle back to {back_to} within {format_duration(within)} of the revert "
-                f"(desired {r.get('desired')}, current {r.get('current')})"
-            )
-        measured = {
-            "peak": peak,
-            "lowest": low,
-            "min": r.get("min"),
-            "max": r.get("max"),
-            "seconds_to_desired": None if desired_reached is None else round(desired_reached, 2),
-            "seconds_to_scale_out": None if current_reached is None else round(current_reached, 2),
-            "seconds_to_scale_in": None if settled_at is None else round(settled_at, 2),
-            "history": history[-60:],
-        }
-        if problems:
-            return CheckResult(self.kind, False, f"{what}: " + "; ".join(problems), measured)
-        parts = [f"{what} peaked at {peak}"]
-        if current_reached is not None:
-            parts.append(f"reached {at_least} after {format_duration(current_reached)} (allowed {format_duration(within)})")
-        if settled_at is not None:
-            parts.append(f"back to {back_to} {format_duration(settled_at)} after the revert")
-        if at_most is not None:
-            parts.append(f"never above {at_most}")
-        if never_below is not None:
-            parts.append(f"never below {never_below}")
-        return CheckResult(self.kind, True, ", ".join(parts), measured)
+        return judge.result()
 
 
 CHECKS: dict[str, type[Check]] = {cls.kind: cls for cls in (Recovers, PodsPerZone, NoPendingPods, Replicas)}

@@ -121,7 +121,8 @@ class Run:
             self.lock.acquire(f"{self.exp.path} ({self.run_id})", wait=self.lock_wait)
             reverted, errors = recover(lambda m: self.event("cleanup", m))
             if errors:
-                raise FaultError("faults left by an earlier run could not be reverted: " + "; ".join(errors))
+                raise FaultError("faults left by an earlier run could not be reverted: " + "; ".join(errors)
+                                 + " (see `harness cleanup --help`)")
             self.target.preflight()
             self._bind_target()  # every fault/check exists on this target, before anything starts
             if self.dry_run:

@@ -132,12 +132,44 @@ def pending() -> list[Entry]:
     return out
 
 
+def _mark(entry: Entry, by: str, why: str | None = None) -> None:
+    assert entry.file is not None
+    record = {"event": "reverted", "id": entry.fault_id, "at": time.time(), "by": by}
+    if why:
+        record["why"] = why
+    with open(entry.file, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def forget(progress=lambda msg: None) -> list[Entry]:
+    """Drop every pending fault from the journal *without* reverting it: for faults
+    whose target cannot be reached any more and that a person has checked by hand."""
+    dropped = []
+    for entry in pending():
+        progress(f"forgetting {entry.description} (target {entry.target}); state was {entry.state}")
+        _mark(entry, "forget")
+        dropped.append(entry)
+    pending()
+    return dropped
+
+
 def recover(progress=lambda msg: None) -> tuple[list[Entry], list[str]]:
-    """Revert every pending fault left by crashed runs. Returns (reverted, errors)."""
-    from harness.targets import target_from_description
+    """Revert every pending fault left by crashed runs. Returns (reverted, errors).
+
+    A fault whose target no longer exists (a lab taken down, a deleted local test-bed
+    cluster) died with it: it is recorded as such instead of blocking every later run."""
+    from harness.targets import target_from_description, target_gone
 
     reverted, errors = [], []
     for entry in reversed(pending()):
+        why = target_gone(entry.target)
+        if why:
+            progress(f"leftover fault {entry.description}: {why}; nothing to revert")
+            _mark(entry, "target-gone", why)
+            reverted.append(entry)
+            continue
         progress(f"reverting leftover fault: {entry.description}")
         try:
             target = target_from_description(entry.target)
@@ -149,9 +181,7 @@ def recover(progress=lambda msg: None) -> tuple[list[Entry], list[str]]:
         except Exception as exc:  # noqa: BLE001 - report and keep going
             errors.append(f"{entry.description}: {exc}")
             continue
-        assert entry.file is not None
-        with open(entry.file, "a") as f:
-            f.write(json.dumps({"event": "reverted", "id": entry.fault_id, "at": time.time(), "by": "cleanup"}) + "\n")
+        _mark(entry, "cleanup")
         reverted.append(entry)
     pending()  # drops files that are now fully reverted
     return reverted, errors

@@ -21,6 +21,33 @@ def target_from_description(description: dict[str, Any]) -> Target:
     raise InvalidInput(f"unknown target kind {kind!r} (known: lab, kubernetes)")
 
 
+def target_gone(description: dict[str, Any]) -> str | None:
+    """Why the target a fault was journaled against no longer exists (so the fault
+    died with it and there is nothing left to revert), or None when it may still exist.
+
+    Only what is certain counts: a lab whose run directory is gone or that is fully
+    down (no process, namespace, bridge or rule of it left), and a local KWOK test-bed
+    cluster whose kubeconfig was deleted with it. A real cluster is never assumed gone:
+    a missing kubeconfig there needs a person (``harness cleanup --forget``)."""
+    kind = description.get("kind")
+    if kind == "lab":
+        from harness.lab.lab import Lab
+
+        run_dir = Path(description.get("run_dir") or "")
+        if not (run_dir / "lab.json").exists():
+            return f"the lab at {run_dir} no longer exists"
+        try:
+            left = Lab.open(run_dir).leftovers()
+        except Exception:  # noqa: BLE001 - unsure means not gone
+            return None
+        return None if left else f"the lab at {run_dir} is down (nothing it started is left)"
+    if kind == "kubernetes":
+        kubeconfig = str(description.get("kubeconfig") or "")
+        if kubeconfig and "/.kwok/clusters/" in kubeconfig and not Path(kubeconfig).exists():
+            return f"the local test-bed cluster of {kubeconfig} was deleted"
+    return None
+
+
 def resolve_target(spec: str | None, lab_dir: str | None = None) -> Target:
     """``None``/``"lab"`` -> the local lab; a path -> a target file (YAML: kind: ...)."""
     if spec in (None, "", "lab"):

@@ -58,7 +58,9 @@ def _ready(node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.2):
+def wait_for(predicate, timeout: float, what: str, step: float = 0.2, diagnose=None):
+    """Poll until ``predicate()`` is truthy. On time-out the failure carries what
+    ``diagnose()`` says (the cluster's own view of why), not just "timed out"."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -66,7 +68,46 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.2):
         if last:
             return last
         time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    extra = ""
+    if diagnose is not None:
+        try:
+            extra = "\n" + diagnose()
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the failure
+            extra = f"\n(diagnostics failed: {exc!r})"
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){extra}")
+
+
+def hpa_diagnostics(tb: Testbed, ns: str, names) -> str:
+    """Why HPAs have no metric: their conditions, what the metrics API returns for the
+    namespace's pods, where the pods run, and the tail of metrics-server's log."""
+    import json
+    import subprocess
+
+    from kubernetes import client, config
+
+    lines = []
+    for name in names:
+        hpa = tb.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, ns)
+        for c in hpa.status.conditions or []:
+            lines.append(f"hpa {name}: {c.type}={c.status} {c.reason}: {c.message}")
+    api = config.new_client_from_config(config_file=tb.kubeconfig, context=tb.context)
+    try:
+        raw = client.CustomObjectsApi(api).list_namespaced_custom_object("metrics.k8s.io", "v1beta1", ns, "pods")
+        lines.append("metrics API pods: " + json.dumps(
+            [(i["metadata"]["name"], i.get("window"), [c["usage"] for c in i.get("containers", [])])
+             for i in raw.get("items", [])]))
+    except Exception as exc:  # noqa: BLE001
+        lines.append(f"metrics API pods: error {exc}")
+    finally:
+        api.close()
+    for pod in tb.core.list_namespaced_pod(ns).items:
+        lines.append(f"pod {pod.metadata.name} on {pod.spec.node_name} phase {pod.status.phase} "
+                     f"started {pod.status.start_time}")
+    log = Path.home() / ".kwok" / "clusters" / tb.context.removeprefix("kwok-") / "logs" / "metrics-server.log"
+    if log.exists():
+        tail = subprocess.run(["tail", "-n", "15", str(log)], capture_output=True, text=True).stdout
+        lines.append("metrics-server log tail:\n" + tail)
+    return "\n".join(lines)
 
 
 # -- workloads ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from harness.faults.kubernetes import NOT_READY_LABEL, USAGE_CPU_ANNOTATION, Dra
 from k8s_support import (
     REPO,
     ZONE_LABEL,
+    hpa_diagnostics,
     make_deployment,
     make_hpa,
     make_pdb,
@@ -302,7 +303,8 @@ def test_cpu_stress_scales_hpa_out_and_in_and_low_max_fails(k8s_testbed, ns):
         return any(m.resource and m.resource.current and m.resource.current.average_utilization is not None
                    for m in metrics)
 
-    wait_for(lambda: all(has_cpu_metric(h) for h in ("api", "capped")), 180, "HPAs reading CPU metrics", step=1.0)
+    wait_for(lambda: all(has_cpu_metric(h) for h in ("api", "capped")), 180, "HPAs reading CPU metrics", step=1.0,
+             diagnose=lambda: hpa_diagnostics(tb, ns, ("api", "capped")))
     first_metric = time.monotonic() - t0
     target = tb.make_target(namespace=ns)
     fault = target.fault("cpu-stress", {"selector": {"tier": "web"}, "millicores": 400})

@@ -32,7 +32,8 @@ def test_autoscaling_fails_when_the_maximum_is_too_low(lab, run_experiment):
     wait_replicas_ready(lab, lab.cfg.replicas)
     assert result.verdict.status == "failed"
     (check,) = result.checks
-    assert not check.passed and "never reached 6" in check.summary and check.measured["peak"] == 4
+    assert not check.passed and check.measured["peak"] == 4 and check.measured["max"] == 4
+    assert "max_replicas is 4" in check.summary and "cannot reach 6" in check.summary, check.summary
 
 
 def test_lab_down_leaves_nothing_behind(tmp_path):
