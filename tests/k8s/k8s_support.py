@@ -77,36 +77,42 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.2, diagnose=N
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){extra}")
 
 
+def pod_metrics(tb: Testbed, ns: str) -> dict[str, list]:
+    """The metrics API's view of a namespace's pods: name -> containers' usage."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=tb.kubeconfig, context=tb.context)
+    try:
+        raw = client.CustomObjectsApi(api).list_namespaced_custom_object("metrics.k8s.io", "v1beta1", ns, "pods")
+    finally:
+        api.close()
+    return {i["metadata"]["name"]: [c["usage"] for c in i.get("containers", [])] for i in raw.get("items", [])}
+
+
 def hpa_diagnostics(tb: Testbed, ns: str, names) -> str:
     """Why HPAs have no metric: their conditions, what the metrics API returns for the
     namespace's pods, where the pods run, and the tail of metrics-server's log."""
     import json
-    import subprocess
-
-    from kubernetes import client, config
 
     lines = []
     for name in names:
         hpa = tb.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, ns)
         for c in hpa.status.conditions or []:
             lines.append(f"hpa {name}: {c.type}={c.status} {c.reason}: {c.message}")
-    api = config.new_client_from_config(config_file=tb.kubeconfig, context=tb.context)
     try:
-        raw = client.CustomObjectsApi(api).list_namespaced_custom_object("metrics.k8s.io", "v1beta1", ns, "pods")
-        lines.append("metrics API pods: " + json.dumps(
-            [(i["metadata"]["name"], i.get("window"), [c["usage"] for c in i.get("containers", [])])
-             for i in raw.get("items", [])]))
+        lines.append("metrics API pods: " + json.dumps(pod_metrics(tb, ns)))
     except Exception as exc:  # noqa: BLE001
         lines.append(f"metrics API pods: error {exc}")
-    finally:
-        api.close()
+    for node in tb.core.list_node().items:
+        lines.append(f"node {node.metadata.name} addresses "
+                     f"{[(a.type, a.address) for a in node.status.addresses or []]}")
     for pod in tb.core.list_namespaced_pod(ns).items:
         lines.append(f"pod {pod.metadata.name} on {pod.spec.node_name} phase {pod.status.phase} "
                      f"started {pod.status.start_time}")
     log = Path.home() / ".kwok" / "clusters" / tb.context.removeprefix("kwok-") / "logs" / "metrics-server.log"
-    if log.exists():
-        tail = subprocess.run(["tail", "-n", "15", str(log)], capture_output=True, text=True).stdout
-        lines.append("metrics-server log tail:\n" + tail)
+    if log.exists():  # its scrape errors (the rest is start-up noise about CA bundles)
+        errors = [x for x in log.read_text(errors="replace").splitlines() if "scrape" in x.lower()]
+        lines.append("metrics-server scrape errors (last 10):\n" + "\n".join(errors[-10:]))
     return "\n".join(lines)
 
 
@@ -119,6 +125,7 @@ def make_deployment(
     *,
     spread: bool = True,
     pin_zone: str | None = None,
+    pin_node: str | None = None,
     cpu: str = "100m",
     labels: dict[str, str] | None = None,
     wait: bool = True,
@@ -146,7 +153,8 @@ def make_deployment(
             )
         ],
         topology_spread_constraints=constraints,
-        node_selector={ZONE_LABEL: pin_zone} if pin_zone else None,
+        node_selector=({ZONE_LABEL: pin_zone} if pin_zone else {})
+        | ({"kubernetes.io/hostname": pin_node} if pin_node else {}) or None,
         termination_grace_period_seconds=0,
     )
     dep = client.V1Deployment(

@@ -20,6 +20,7 @@ from k8s_support import (
     REPO,
     ZONE_LABEL,
     hpa_diagnostics,
+    pod_metrics,
     make_deployment,
     make_hpa,
     make_pdb,
@@ -259,7 +260,16 @@ def test_node_not_ready_label_set_and_removed(k8s_testbed, ns):
     assert fault.verify_reverted(state) == []
     assert ready_status() == ("True", None)
     fault.revert(state)  # idempotent
-    _record("node-not-ready", not_ready_after_s=round(not_ready_after, 2), ready_again_s=round(time.monotonic() - t1, 2))
+    ready_again = time.monotonic() - t1
+    # Back from NotReady, the node must still be reachable for metrics-server (KWOK's
+    # node-initialize stage used to wipe its addresses: pods there then had no metrics
+    # and HPAs over them never scaled; see tools/k8s-testbed/stages/node-addresses.yaml).
+    wait_for(lambda: any(a.type == "InternalIP" for a in tb.core.read_node(node).status.addresses or []),
+             20, f"{node} to keep an InternalIP address")
+    make_deployment(tb, ns, "probe", 1, spread=False, pin_node=node)
+    wait_for(lambda: pod_metrics(tb, ns), 120, f"metrics of a pod on {node} after its NotReady spell", step=2.0,
+             diagnose=lambda: hpa_diagnostics(tb, ns, ()))
+    _record("node-not-ready", not_ready_after_s=round(not_ready_after, 2), ready_again_s=round(ready_again, 2))
 
 
 def test_zone_loss_not_ready_pods_replaced_in_other_zones(k8s_testbed, ns):

@@ -124,6 +124,8 @@ echo "---"
 cat "$STAGE_DIR/kwok-stock-stages.yaml"
 echo "---"
 cat "$HERE/stages/pod-ready-again.yaml"
+echo "---"
+cat "$HERE/stages/node-addresses.yaml"
 } >"$CONFIG"
 
 say "starting cluster $NAME (${#ZONES[@]} zones x $NODES_PER_ZONE nodes) from $BIN_DIR"
@@ -157,6 +159,14 @@ say "creating $(( ${#ZONES[@]} * NODES_PER_ZONE )) nodes"
 "${K[@]}" wait --for=condition=Ready node --all --timeout=180s >/dev/null \
     || die "nodes did not become Ready within 180 s"
 say "all nodes Ready after $((SECONDS - T0)) s"
+
+# Every node must be scrapeable by metrics-server (stages/node-addresses.yaml).
+for ((i = 0; i < 60; i++)); do
+    missing="$("${K[@]}" get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' | grep -c '=$' || true)"
+    [[ "$missing" == 0 ]] && break
+    sleep 1
+done
+(( i < 60 )) || die "$missing node(s) still have no InternalIP address after 60 s (KWOK stage rh-node-addresses)"
 
 # The metrics API must answer before HPAs can work (first answer can take a while).
 for ((i = 0; i < 60; i++)); do
