@@ -6,6 +6,7 @@ abort condition; 5 a fault could not be injected or reverted; 130 interrupted.
 """
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -384,6 +385,9 @@ def demo(ctx, experiment, keep_lab) -> None:
 
 def main() -> None:
     debug = "--debug" in sys.argv
+    # `kill -QUIT <pid>` (or Ctrl-\\) prints every thread's stack instead of killing the
+    # run: how to see what a run that seems stuck is doing, faults stay under its control.
+    faulthandler.register(signal.SIGQUIT, all_threads=True)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

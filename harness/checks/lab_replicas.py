@@ -10,20 +10,32 @@ from harness.quantities import parse_duration
 
 class Recovers(Check):
     """All desired replicas ready and every one of them UP in HAProxy again, within
-    ``within`` of the fault's injection (``from: inject``) or revert (default)."""
+    ``within`` of the fault's injection (``from: inject``) or revert (default).
+
+    "Desired" never counts below what was promised before the fault (the smaller of
+    the desired count and the autoscaler's minimum when the check started): a system
+    that "recovers" by being scaled to zero has not recovered."""
 
     kind = "recovers"
+    floor = 0
 
     def healthy(self) -> tuple[bool, str]:
         state = self.target.orchestrator_state()
         reps = state["replicas"]
         ready = sum(1 for r in reps if r["ready"])
         up = self.target.lab.haproxy.backends_up().get("api", 0)
-        ok = ready >= state["desired"] and up >= state["desired"]
-        return ok, f"{ready}/{state['desired']} replicas ready, {up} backends up"
+        need = max(state["desired"], self.floor)
+        ok = ready >= need and up >= need
+        why = "" if need == state["desired"] else f" (desired is {state['desired']} now, {need} before the fault)"
+        return ok, f"{ready}/{need} replicas ready, {up} backends up{why}"
 
     def run(self, clock: RunClock) -> CheckResult:
         within = parse_duration(self.params["within"])
+        try:
+            before = self.target.orchestrator_state()
+            self.floor = min(int(before["desired"]), int(before["policy"]["min_replicas"]))
+        except Exception:  # noqa: BLE001 - without a reading, the current desired count decides
+            self.floor = 0
         ref_name = self.params.get("from", "revert")
         if ref_name == "revert":
             while not clock.reverted.wait(0.2):

@@ -116,7 +116,7 @@ class Run:
     def execute(self) -> RunResult:
         started = time.time()
         ctk_journal: dict[str, Any] | None = None
-        previous_term = signal.getsignal(signal.SIGTERM)
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.lock.acquire(f"{self.exp.path} ({self.run_id})", wait=self.lock_wait)
             reverted, errors = recover(lambda m: self.event("cleanup", m))
@@ -128,22 +128,27 @@ class Run:
             if self.dry_run:
                 self.event("dry-run", "valid; would inject: " + "; ".join(s.describe() for s in self.exp.faults))
                 return self._result(started, Verdict("passed", ["dry run: nothing injected"]), None)
-            # SIGTERM (e.g. CI cancelling the job) is handled like Ctrl-C: revert, then stop.
-            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+            # Ctrl-C, and SIGTERM (e.g. CI cancelling the job) like it: revert, then stop.
+            for sig in previous:
+                signal.signal(sig, self._on_interrupt_signal)
             if self._preconditions():
                 return self._finish(started, None)
             self._start_load()
+            self._raise_if_interrupted()
             self._start_sampler()
             context.set_current(self)
             ctk_journal = self._run_chaostoolkit()
+            self._raise_if_interrupted()
         except KeyboardInterrupt:
             self.interrupted = True
-            self.event("interrupted", "interrupted by the user (Ctrl-C/SIGTERM): reverting every fault")
         finally:
+            if self.interrupted:
+                self.event("interrupted", "interrupted by the user (Ctrl-C/SIGTERM): reverting every fault")
             try:
                 self.revert_everything("end of run")
             finally:
-                signal.signal(signal.SIGTERM, previous_term)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
                 self.clock.stop.set()
                 if self.guard:
                     self.guard.disarm()
@@ -157,6 +162,19 @@ class Run:
                 if not self.journal.live:
                     self.journal.close()
         return self._finish(started, ctk_journal)
+
+    def _on_interrupt_signal(self, signum, frame) -> None:
+        """SIGINT/SIGTERM: remember it *before* raising KeyboardInterrupt. Python loses
+        the exception when the signal lands while a finaliser (``__del__``, a weakref
+        callback) runs on the main thread; the flag and the abort event make every
+        harness wait stop anyway, so a Ctrl-C is never ignored."""
+        self.interrupted = True
+        self.abort_event.set()
+        raise KeyboardInterrupt
+
+    def _raise_if_interrupted(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
 
     def _finish(self, started: float, ctk_journal: dict[str, Any] | None) -> RunResult:
         verdict = self._verdict(ctk_journal)
@@ -626,10 +644,6 @@ class Run:
         journal["harness"]["report_path"] = result.report_path
         journal["harness"]["journal_path"] = result.journal_path
         path.write_text(json.dumps(journal, indent=1, default=str))
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def run_experiment(experiment: Experiment, target: Target, **kw: Any) -> RunResult:

@@ -92,11 +92,26 @@ def _wait_for_cut(lab, proc, zone="b", timeout=60.0) -> None:
     raise AssertionError(f"the zone was never cut:\n{out}")
 
 
+def _communicate_or_dump(proc: subprocess.Popen, timeout: float, what: str) -> str:
+    """The run's output; if it does not end in time, its thread stacks (the CLI dumps
+    them on SIGQUIT) go into the failure, and the process is killed."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return out
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGQUIT)
+        time.sleep(2)
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"the run did not end within {timeout:g}s of {what}; its output and threads:\n"
+                             f"{out[-12000:]}") from None
+
+
 def test_ctrl_c_reverts_the_fault_and_exits_non_zero(lab, tmp_path):
     proc = _start_run(tmp_path, lab)
     _wait_for_cut(lab, proc)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    out = _communicate_or_dump(proc, 60, "Ctrl-C")
     assert proc.returncode == 130, out
     assert network.zone_status(lab.cfg, "b") == "up"
     assert "INTERRUPTED" in out and "reverted" in out
@@ -233,6 +248,7 @@ method:
   - {{pause: 3s}}
 abort-when: [{{elapsed: "> 2m"}}]
 recovery: {{within: 8s, window: 3s}}
+expect: [{{recovers: {{within: 8s}}}}]
 """
     try:
         result = run_experiment(text)
@@ -242,3 +258,6 @@ recovery: {{within: 8s, window: 3s}}
     assert result.verdict.status == "failed", result.verdict.reasons
     assert any("steady state not back within 8s" in r for r in result.verdict.reasons), result.verdict.reasons
     assert result.recovery["passed"] is False
+    # The replicas check is not fooled by "desired 0": it was 3 before the fault.
+    (check,) = result.checks
+    assert not check.passed and "0/3 replicas ready" in check.summary, check.summary

@@ -293,6 +293,42 @@ def test_dependency_down_fires_its_alert_and_notifies_its_severity(full_lab, tar
         pytest.fail("no resolved notification for DependencyDown")
 
 
+# -- etcd across a zone loss -------------------------------------------------------------
+def _etcd_status(cfg: LabConfig, zone: str) -> dict:
+    url = f"http://{cfg.zone_ip(zone)}:{cfg.port('etcd-client')}/v3/maintenance/status"
+    req = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=2) as r:
+        return json.loads(r.read())
+
+
+def test_a_zone_coming_back_does_not_depose_the_etcd_leader(full_lab):
+    """A member cut off for a while must rejoin quietly (etcd pre-vote). Without it,
+    its raised term deposes the leader on return, the cluster stays leaderless for
+    seconds, and Patroni demotes a healthy primary: the database fails over after the
+    zone came *back* (seen as an aborted zone-loss experiment)."""
+    from harness.lab import network
+
+    cfg = full_lab.cfg
+    before = {z: _etcd_status(cfg, z) for z in cfg.zones}
+    leader = next(iter(before.values()))["leader"]
+    leader_zone = next(z for z, st in before.items() if st["header"]["member_id"] == leader)
+    primary_zone = db.zone_of(db.primary(cfg))
+    zone = next(z for z in cfg.zones if z not in (leader_zone, primary_zone))
+    term = int(before[leader_zone]["raftTerm"])
+    primary = db.primary(cfg)
+    network.cut_zone(cfg, zone, "blackhole")
+    try:
+        time.sleep(8)  # ~8 election timeouts for the lonely member
+    finally:
+        network.restore_zone(cfg, zone)
+    time.sleep(5)
+    after = _etcd_status(cfg, leader_zone)
+    assert (after["leader"], int(after["raftTerm"])) == (leader, term), (
+        f"the etcd leader changed after zone {zone} came back: term {term} -> {after['raftTerm']}")
+    assert _etcd_status(cfg, zone)["leader"] == leader  # the member is back in the cluster
+    assert db.primary(cfg) == primary
+
+
 # -- database failover ------------------------------------------------------------------
 def test_crash_of_the_primary_fails_over_and_loses_nothing_in_sync_mode(full_lab, target):
     cfg = full_lab.cfg
