@@ -5,20 +5,10 @@ from pathlib import Path
 
 from harness.engine.run import Run
 from harness.experiment.loader import load_experiment
-from harness.targets.base import Target
+
+from .support import NoTarget
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class NoTarget(Target):
-    kind = "none"
-
-    def describe(self):
-        return {"kind": "none"}
-
-    @classmethod
-    def from_description(cls, d):
-        return cls()
 
 
 def compiled(tmp_path, method_yaml):

@@ -15,18 +15,8 @@ import pytest
 
 from harness.engine.run import Run
 from harness.experiment.loader import load_experiment
-from harness.targets.base import Target
 
-
-class NoTarget(Target):
-    kind = "none"
-
-    def describe(self):
-        return {"kind": "none"}
-
-    @classmethod
-    def from_description(cls, d):
-        return cls()
+from .support import NoTarget
 
 
 @pytest.fixture
