@@ -53,10 +53,7 @@ class FaultJournal:
 
     def _append(self, record: dict) -> None:
         record["at"] = time.time()
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _append_durably(self.path, record)
 
     def inject(self, fault: Fault) -> Entry:
         """Prepare, journal (durably), then inject. Returns the journal entry."""
@@ -132,15 +129,20 @@ def pending() -> list[Entry]:
     return out
 
 
+def _append_durably(path: Path, record: dict) -> None:
+    """One JSON line, on disk (fsync) before the caller goes on."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _mark(entry: Entry, by: str, why: str | None = None) -> None:
     assert entry.file is not None
     record = {"event": "reverted", "id": entry.fault_id, "at": time.time(), "by": by}
     if why:
         record["why"] = why
-    with open(entry.file, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    _append_durably(entry.file, record)
 
 
 def forget(progress=lambda msg: None) -> list[Entry]:
