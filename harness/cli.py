@@ -383,6 +383,24 @@ def demo(ctx, experiment, keep_lab) -> None:
                           "`harness lab down` removes it.")
 
 
+def _register_subcommands() -> None:
+    """Command groups that live beside their packages (plans, drills, ...)."""
+    from harness.drills.cli import drill
+    from harness.plan.cli import plan
+
+    cli.add_command(plan)
+    cli.add_command(drill)
+    try:
+        from harness.drills.cli import backups
+    except ImportError:
+        pass
+    else:
+        cli.add_command(backups)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     # `kill -QUIT <pid>` (or Ctrl-\\) prints every thread's stack instead of killing the

@@ -59,6 +59,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if file_path.suffix not in (".yaml", ".yml", ".json"):
         return None
+    if "drills" in file_path.parts[:-1]:
+        from harness.drills.pytest_items import collect_drill
+
+        return collect_drill(file_path, parent)
     if not ({"experiments", "scenarios"} & set(file_path.parts[:-1])):
         return None
     return ExperimentFile.from_parent(parent, path=file_path)
