@@ -43,7 +43,27 @@ def _setup_logging(debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+class _Harness(click.Group):
+    """The command group, plus groups that live beside their packages (plans, drills),
+    imported only when used: `harness run` never pays for the plan or drill modules."""
+
+    LAZY = {"plan": ("harness.plan.cli", "plan"), "drill": ("harness.drills.cli", "drill"),
+            "backups": ("harness.drills.cli", "backups")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in self.LAZY:
+            import importlib
+
+            module, attr = self.LAZY[name]
+            cmd = getattr(importlib.import_module(module), attr, None)
+        return cmd
+
+
+@click.group(cls=_Harness, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Verbose logs (and tracebacks for internal errors).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -127,8 +147,20 @@ def run(files, target_spec, lab_dir, report_dir, quiet, as_json, dry_run, lock_w
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-def validate(files) -> None:
-    """Check experiment FILES: every problem as file:line:col, exit 2 if any."""
+@click.option("--target", "target_spec", default=None,
+              help="Also check every step, expectation and data source against this target ('lab' or a "
+                   "target file): a link, zone or mode it does not have is an error too.")
+@click.option("--lab-dir", default=None, envvar="HARNESS_LAB_DIR", help="Run directory of the lab to check against.")
+def validate(files, target_spec, lab_dir) -> None:
+    """Check experiment FILES: every problem as file:line:col, exit 2 if any.
+
+    
+    Without --target, the files are checked against the format and the catalogue.
+    With --target, each is also bound to that target (nothing is started or touched):
+      harness validate --target lab experiments/
+      harness validate --target targets/k8s-testbed.yaml experiments/k8s/
+    """
+    from harness.engine.binding import bind
     from harness.experiment.loader import validate_files
 
     paths = []
@@ -137,9 +169,25 @@ def validate(files) -> None:
         paths += sorted(p.rglob("*.y*ml")) + sorted(p.rglob("*.json")) if p.is_dir() else [p]
     experiments, problems = validate_files(paths)
     for e in experiments:
-        console.print(f"[green]ok[/green]  {e.path}  {e.title}")
+        if target_spec or e.target:
+            try:
+                bind(e, _validation_target(target_spec or e.target, lab_dir))
+            except InvalidInput as exc:
+                problems.extend(exc.problems or [])
+                continue
+        console.print(f"[green]ok[/green]  {e.path}  {e.title}" + (f"  [dim]on {target_spec}[/dim]" if target_spec else ""))
     if problems:
         raise InvalidInput(problems)
+
+
+def _validation_target(spec: str | None, lab_dir: str | None):
+    """The target to validate against: the lab may be down (its default shape is used)."""
+    from harness.targets import resolve_target
+    from harness.targets.lab import LabTarget
+
+    if spec in (None, "", "lab"):
+        return LabTarget.planned(lab_dir)
+    return resolve_target(spec, lab_dir)
 
 
 @cli.command(name="list")
@@ -381,24 +429,6 @@ def demo(ctx, experiment, keep_lab) -> None:
             console.print("\nThe lab is still running: try `harness lab status`, "
                           "`harness run experiments/zone-loss.yaml`, open the report above; "
                           "`harness lab down` removes it.")
-
-
-def _register_subcommands() -> None:
-    """Command groups that live beside their packages (plans, drills, ...)."""
-    from harness.drills.cli import drill
-    from harness.plan.cli import plan
-
-    cli.add_command(plan)
-    cli.add_command(drill)
-    try:
-        from harness.drills.cli import backups
-    except ImportError:
-        pass
-    else:
-        cli.add_command(backups)
-
-
-_register_subcommands()
 
 
 def main() -> None:

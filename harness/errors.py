@@ -59,6 +59,14 @@ class LockHeld(EnvironmentNotReady):
     exit_code = 3
 
 
+class SourceUnavailable(EnvironmentNotReady):
+    """A data source (Prometheus, Alertmanager, the load generator, a cluster API)
+    could not be read. While a fault is active this makes the guard blind (abort);
+    for a check it means "could not verify" (the check fails)."""
+
+    exit_code = 3
+
+
 class ExperimentFailed(HarnessError):
     """The system did not behave as the hypothesis says."""
 

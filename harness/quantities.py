@@ -30,6 +30,32 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+class Seconds(float):
+    """A duration parsed once at load (a float of seconds) that still prints as written
+    (``300ms``), so descriptions, journals and reports read like the experiment."""
+
+    text: str
+
+    def __new__(cls, seconds: float, text: str | None = None) -> "Seconds":
+        obj = super().__new__(cls, seconds)
+        obj.text = text if text is not None else format_duration(seconds)
+        return obj
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __format__(self, spec: str) -> str:
+        return self.text if not spec else super().__format__(spec)
+
+    def __reduce__(self):
+        return (Seconds, (float(self), self.text))
+
+
+def parse_seconds(value: object) -> Seconds:
+    """:func:`parse_duration`, keeping the text as written."""
+    return Seconds(parse_duration(value), str(value).strip() if isinstance(value, str) else None)
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"

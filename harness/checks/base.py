@@ -21,6 +21,17 @@ class CheckResult:
     passed: bool
     summary: str  # one sentence with the numbers, e.g. "alert ApiDown fired after 6.8s (<= 30s)"
     measured: dict[str, Any] = field(default_factory=dict)
+    #: what the verdict rests on: the source read and the phase its evidence came from,
+    #: e.g. ["alertmanager /api/v2/alerts: 120 polls, 0 errors", "phase: under fault"]
+    evidence: list[str] = field(default_factory=list)
+    #: False when the check could not read its evidence: it then fails ("could not verify")
+    verified: bool = True
+
+
+def unverified(kind: str, what: str, measured: dict[str, Any] | None = None,
+               evidence: list[str] | None = None) -> CheckResult:
+    """A check that could not read its evidence never passes (fail closed)."""
+    return CheckResult(kind, False, f"could not verify: {what}", measured or {}, evidence or [], verified=False)
 
 
 @dataclass
@@ -47,6 +58,11 @@ class Check(ABC):
     def __init__(self, target: "Target", params: dict[str, Any]):
         self.target = target
         self.params = params
+
+    def problems(self) -> list[str]:
+        """Input errors found before anything runs (an alert the plan does not define,
+        a receiver the plan cannot resolve): each is file:line for the person."""
+        return []
 
     def precondition(self, timeout: float) -> str | None:
         """Wait (up to ``timeout``) until the check can judge a fresh fault, e.g. an

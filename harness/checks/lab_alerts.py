@@ -15,7 +15,7 @@ import re
 import time
 from datetime import datetime, timezone
 
-from harness.checks.base import Check, CheckResult, RunClock
+from harness.checks.base import Check, CheckResult, RunClock, unverified
 from harness.lab.alerting import active_alerts, load_lab_plan, notifications
 from harness.quantities import format_duration, parse_duration
 
@@ -38,42 +38,114 @@ def _labels_match(alert: dict, want: dict) -> bool:
     return all(str(labels.get(k)) == str(v) for k, v in want.items())
 
 
-class LabAlertFires(Check):
-    kind = "alert-fires"
+#: a stretch longer than this without a successful read of Alertmanager makes a
+#: negative conclusion ("did not fire", "stayed silent") unverifiable
+BLIND_AFTER = 2.0
 
-    def _plan_rule(self):
+
+class _Reads:
+    """Successful and failed reads of a source, and the longest stretch it was unreadable."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.ok = self.failed = 0
+        self.last_ok: float | None = None
+        self.blind_since: float | None = None
+        self.longest_blind = 0.0
+        self.last_error = ""
+
+    def success(self, now: float) -> None:
+        self.ok += 1
+        self.last_ok = now
+        self.blind_since = None
+
+    def failure(self, now: float, exc: Exception) -> None:
+        self.failed += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.blind_since = self.blind_since or (self.last_ok or now)
+        self.longest_blind = max(self.longest_blind, now - self.blind_since)
+
+    def blind(self) -> bool:
+        return self.longest_blind > BLIND_AFTER or self.ok == 0
+
+    def evidence(self) -> str:
+        return (f"{self.source}: {self.ok} reads, {self.failed} failed, longest unreadable "
+                f"{format_duration(self.longest_blind)}" + (f" (last error: {self.last_error})" if self.failed else ""))
+
+
+def _phase(t: float, clock: RunClock) -> str:
+    if clock.reverted_at is not None and t >= clock.reverted_at:
+        return "after the revert"
+    return "while the fault was active"
+
+
+class _PlanAlertCheck(Check):
+    """Shared by the alert checks: the plan's rule for the alert, resolved once, and its
+    problems reported as input errors before anything runs (never swallowed)."""
+
+    def __init__(self, target, params):
+        super().__init__(target, params)
+        self._plan = None
+        self._plan_error: str | None = None
         try:
-            return load_lab_plan(self.target.cfg).alert(self.params["alert"])
-        except Exception:  # noqa: BLE001 - an alert may come from elsewhere
+            self._plan = load_lab_plan(target.cfg)
+        except Exception as exc:  # noqa: BLE001 - reported by problems(), exit 2
+            self._plan_error = f"{type(exc).__name__}: {exc}"
+
+    def rule(self):
+        if self._plan is None:
             return None
+        try:
+            return self._plan.alert(self.params["alert"])
+        except KeyError:
+            return None
+
+    def plan_problems(self) -> list[str]:
+        if self._plan_error:
+            return [f"cannot read the lab's operations plan: {self._plan_error}"]
+        return []
+
+
+class LabAlertFires(_PlanAlertCheck):
+    kind = "alert-fires"
 
     def expected_receiver(self) -> str | None:
         if self.params.get("receiver"):
             return str(self.params["receiver"])
         severity = self.params.get("severity")
-        rule = self._plan_rule()
+        rule = self.rule()
         if severity is None and rule is not None:
             severity = rule.severity
-        if severity is None:
+        if severity is None or self._plan is None or self._plan.routing is None:
             return None
-        try:
-            routing = load_lab_plan(self.target.cfg).routing
-        except Exception:  # noqa: BLE001
-            return None
-        return routing.receiver_for(severity) if routing else None
+        return self._plan.routing.receiver_for(severity)
+
+    def problems(self) -> list[str]:
+        out = self.plan_problems()
+        if out:
+            return out
+        name = self.params["alert"]
+        if self.params.get("receiver"):
+            return []
+        if self.rule() is None and not self.params.get("severity"):
+            known = ", ".join(a.name for a in self._plan.alerts) if self._plan else ""
+            return [f"alert {name!r} is not in the plan, so its receiver is unknown: name it (receiver:) or its "
+                    f"severity (severity:), or use one of the plan's alerts ({known})"]
+        if self.expected_receiver() is None:
+            sev = self.params.get("severity") or self.rule().severity
+            return [f"the plan routes no receiver for severity {sev!r} (alert {name})"]
+        return []
 
     def precondition(self, timeout: float) -> str | None:
         """An alert still firing from an earlier event (e.g. a failover in the last
         minute) would hide whether this fault fires it: wait for it to resolve."""
-        from harness.lab.alerting import active_alerts
-
         name = self.params["alert"]
         deadline = time.time() + timeout
         while True:
             try:
                 if not active_alerts(self.target.cfg, name):
                     return None
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - not knowing is not ready
                 return f"cannot ask Alertmanager about {name}: {exc}"
             if time.time() > deadline:
                 return f"alert {name} was still firing from an earlier event after waiting {timeout:.0f}s"
@@ -91,14 +163,16 @@ class LabAlertFires(Check):
         deadline = t0 + within
         fired_at = starts_at = notified_at = None
         stale = False
-        polls = errors = 0
-        last_error = ""
+        polls = 0
+        am, hook = _Reads("alertmanager /api/v2/alerts"), _Reads("webhook receiver log")
         while True:
             now = time.time()
             polls += 1
             if fired_at is None:
                 try:
-                    for a in active_alerts(cfg, name):
+                    alerts = active_alerts(cfg, name)
+                    am.success(now)
+                    for a in alerts:
                         if not _labels_match(a, want_labels):
                             continue
                         s = parse_rfc3339(a.get("startsAt"))
@@ -107,21 +181,21 @@ class LabAlertFires(Check):
                             continue
                         fired_at, starts_at = now, s
                         break
-                except Exception as exc:  # noqa: BLE001
-                    errors += 1
-                    last_error = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # noqa: BLE001 - counted; a blind negative is "could not verify"
+                    am.failure(now, exc)
             if notified_at is None:
                 try:
-                    for n in notifications(cfg, since=t0 - 1.0, alert=name, receiver=receiver):
+                    found = notifications(cfg, since=t0 - 1.0, alert=name, receiver=receiver)
+                    hook.success(now)
+                    for n in found:
                         if n.get("status") == "firing" and _labels_match(n, want_labels):
                             s = parse_rfc3339(n.get("starts_at"))
                             if s is not None and s < t0 - 2.0:
                                 continue
                             notified_at = n["received_at"]
                             break
-                except Exception as exc:  # noqa: BLE001
-                    errors += 1
-                    last_error = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # noqa: BLE001 - counted; a blind negative is "could not verify"
+                    hook.failure(now, exc)
             if fired_at is not None and notified_at is not None:
                 break
             if now >= deadline or not clock.wait_until(min(deadline, now + POLL)):
@@ -134,56 +208,74 @@ class LabAlertFires(Check):
             "starts_at_after_s": round(starts_at - t0, 3) if starts_at else None,
             "notified_after_s": round(notified_at - t0, 3) if notified_at else None,
             "polls": polls,
-            "poll_errors": errors,
+            "poll_errors": am.failed + hook.failed,
         }
-        rule = self._plan_rule()
+        evidence = [am.evidence(), hook.evidence()]
+        if fired_at is not None:
+            evidence.append(f"fired {_phase(fired_at, clock)}")
+        rule = self.rule()
         if rule is not None:
             measured["rule_for_s"] = rule.for_.value
         if fired_at is None:
+            if am.blind():
+                return unverified(self.kind, f"whether alert {name} fired within {format_duration(within)}: "
+                                             f"Alertmanager could not be read ({am.evidence()})", measured, evidence)
             why = f"alert {name} did not fire within {format_duration(within)}"
             if stale:
                 why += " (it was already firing before the fault: a leftover, not this fault's)"
             elif rule is None:
                 why += " (the plan has no rule of that name)"
-            if errors and last_error:
-                why += f"; last error asking Alertmanager: {last_error}"
-            return CheckResult(self.kind, False, why, measured)
+            return CheckResult(self.kind, False, why, measured, evidence)
         if notified_at is None:
+            if hook.blind():
+                return unverified(self.kind, f"whether '{receiver}' was notified of {name}: the receiver's log "
+                                             f"could not be read ({hook.evidence()})", measured, evidence)
             return CheckResult(
                 self.kind, False,
                 f"alert {name} fired after {format_duration(fired_at - t0)} but no notification reached "
-                f"receiver '{receiver}' within {format_duration(within)}", measured)
+                f"receiver '{receiver}' within {format_duration(within)}", measured, evidence)
         ok = fired_at - t0 <= within and notified_at - t0 <= within
         return CheckResult(
             self.kind, ok,
             f"alert {name} fired after {format_duration(fired_at - t0)}, notification to '{receiver}' "
             f"after {format_duration(notified_at - t0)} (within {format_duration(within)})",
-            measured)
+            measured, evidence)
 
 
-class LabAlertSilent(Check):
+class LabAlertSilent(_PlanAlertCheck):
     kind = "alert-silent"
+
+    def problems(self) -> list[str]:
+        out = self.plan_problems()
+        if out:
+            return out
+        if self.rule() is None:
+            known = ", ".join(a.name for a in self._plan.alerts) if self._plan else ""
+            return [f"alert {self.params['alert']!r} is not in the plan, so how long it may take to fire (its "
+                    f"'for') is unknown; use one of the plan's alerts ({known})"]
+        return []
 
     def run(self, clock: RunClock) -> CheckResult:
         cfg = self.target.cfg
         name = self.params["alert"]
-        try:
-            grace = load_lab_plan(cfg).alert(name).for_.value + 5.0
-        except Exception:  # noqa: BLE001
-            grace = 10.0
+        rule = self.rule()
+        grace = (rule.for_.value if rule is not None else 10.0) + 5.0
         t0 = clock.injected_at or time.time()
         seen_at = None
         polls = 0
         ended_at = None
+        am = _Reads("alertmanager /api/v2/alerts")
         while True:
             now = time.time()
             polls += 1
             try:
-                if active_alerts(cfg, name):
+                firing = active_alerts(cfg, name)
+                am.success(now)
+                if firing:
                     seen_at = now
                     break
-            except Exception:  # noqa: BLE001 - Alertmanager briefly unreachable
-                pass
+            except Exception as exc:  # noqa: BLE001 - counted: a blind "silent" is "could not verify"
+                am.failure(now, exc)
             if clock.reverted.is_set() and clock.reverted_at is not None and now >= clock.reverted_at + grace:
                 ended_at = now
                 break
@@ -193,15 +285,24 @@ class LabAlertSilent(Check):
             if not clock.wait_until(now + POLL):
                 ended_at = time.time()
                 break
-        measured = {"alert": name, "polls": polls, "grace_after_revert_s": grace}
+        measured = {"alert": name, "polls": polls, "poll_errors": am.failed, "grace_after_revert_s": grace}
+        evidence = [am.evidence()]
         if seen_at is not None:
             measured["fired_after_s"] = round(seen_at - t0, 3)
+            evidence.append(f"fired {_phase(seen_at, clock)}")
             return CheckResult(self.kind, False,
                                f"alert {name} fired {format_duration(seen_at - t0)} after the injection "
-                               f"(it should have stayed silent)", measured)
+                               f"(it should have stayed silent)", measured, evidence)
         measured["watched_s"] = round((ended_at or time.time()) - t0, 3)
+        if am.blind():
+            return unverified(self.kind, f"that alert {name} stayed silent: Alertmanager could not be read "
+                                         f"for {format_duration(am.longest_blind)} of the "
+                                         f"{format_duration(measured['watched_s'])} watched ({am.evidence()})",
+                              measured, evidence)
+        evidence.append("watched from the injection until the revert + the alert's for + 5 s")
         return CheckResult(self.kind, True,
-                           f"alert {name} stayed silent for {format_duration(measured['watched_s'])}", measured)
+                           f"alert {name} stayed silent for {format_duration(measured['watched_s'])}",
+                           measured, evidence)
 
 
 CHECKS = [LabAlertFires, LabAlertSilent]

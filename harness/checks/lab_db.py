@@ -176,8 +176,20 @@ class WriteProbe:
         self.thread.join(5)
 
 
+def _leader(cfg) -> str | None:
+    """The member the cluster names primary now (evidence for a failover)."""
+    state = db.cluster_state(cfg, timeout=0.5) or {}
+    for m in state.get("members", []):
+        if m.get("role") in ("leader", "master", "primary"):
+            return m.get("name")
+    return None
+
+
 class LabWritesResume(Check):
     kind = "writes-resume"
+
+    def problems(self) -> list[str]:
+        return [] if self.target.cfg.with_db else ["this lab runs without a database"]
 
     def run(self, clock: RunClock) -> CheckResult:
         cfg = self.target.cfg
@@ -191,6 +203,7 @@ class LabWritesResume(Check):
         t0 = clock.injected_at or time.time()
         probe = WriteProbe(cfg).start()
         tail = AckTail(cfg.root)
+        self.leader_at_resume = None
         deadline = t0 + within
         last_ack = tail.last_before
         try:
@@ -198,6 +211,8 @@ class LabWritesResume(Check):
                 o = probe.outage(t0)
                 last_ack = max([last_ack, *tail.new_times()])
                 probe_done = o["resumed"] is not None or (o["first_failure"] is None and clock.reverted.is_set())
+                if o["resumed"] is not None and self.leader_at_resume is None:
+                    self.leader_at_resume = _leader(cfg)
                 # The service counts too when it was writing: wait for its first write
                 # after the database took writes again.
                 writing = tail.seen_any or last_ack > t0 - 5.0
@@ -247,6 +262,16 @@ class LabWritesResume(Check):
         else:
             outage, measured["decided_by"] = db_outage, "probe"
         measured["write_outage_s"] = None if outage is None else round(outage, 3)
+        # Writes that came back only once the fault was reverted prove nothing about a
+        # failover: the revert brought the old primary back (a single-member database
+        # does exactly that). Resumption must happen while the fault is still in place.
+        resumed_at = None if outage is None or outage == 0 else t0 + outage
+        after_revert = (resumed_at is not None and clock.reverted_at is not None
+                        and resumed_at >= clock.reverted_at)
+        if resumed_at is not None:
+            measured["resumed_phase"] = "after the revert" if after_revert else "while the fault was active"
+        if self.leader_at_resume:
+            measured["primary_when_writes_resumed"] = self.leader_at_resume
         lost: list[str] | None = None
         try:
             lost = missing_ids(cfg, [i for i, _ in acks])
@@ -261,6 +286,13 @@ class LabWritesResume(Check):
             measured["count_error"] = f"{type(exc).__name__}: {exc}"
         parts = []
         ok = True
+        if after_revert:
+            ok = False
+            members = len(cfg.zones)
+            parts.append(f"no failover happened: writes resumed only {format_duration(resumed_at - clock.reverted_at)} "
+                         f"after the fault was reverted ({format_duration(outage)} after the injection), i.e. when the "
+                         f"old primary came back, never while it was down"
+                         + (" (the database has a single member: nothing to fail over to)" if members == 1 else ""))
         if outage is None:
             ok = False
             parts.append(f"writes did not resume within {format_duration(within)}")
@@ -284,6 +316,9 @@ class LabWritesResume(Check):
 
 class LabDbQuorum(Check):
     kind = "db-quorum"
+
+    def problems(self) -> list[str]:
+        return [] if self.target.cfg.with_db else ["this lab runs without a database"]
 
     def _sample(self, cfg) -> tuple[list[str], int, bool]:
         """(primaries, etcd members answering, etcd has a leader).

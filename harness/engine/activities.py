@@ -5,42 +5,72 @@ actions point here; each looks up the live run (one per process: runs never over
 """
 from __future__ import annotations
 
+import functools
+
 from harness.engine import context
 
 
+def _ours(func):
+    """Mark the run as inside one of the harness's own activities while ``func`` runs:
+    the guard then stops the method through the abort event (which every harness wait
+    watches) instead of a signal that could cut an inject or a revert in half."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        run = context.current_or_none()
+        if run is None:
+            return func(*args, **kwargs)
+        outer = run.in_harness_activity
+        run.in_harness_activity = True
+        try:
+            return func(*args, **kwargs)
+        finally:
+            run.in_harness_activity = outer
+
+    return wrapper
+
+
+@_ours
 def slo_holds(index: int) -> bool:
     """Steady-state probe: SLO ``index`` holds (before: over the steady-state window;
     after: over the recovery window)."""
     return context.current().probe_slo(index)
 
 
+@_ours
 def held_under_fault() -> bool:
     """After the method: every SLO held while faults were active (trivially true before)."""
     return context.current().probe_under_fault()
 
 
+@_ours
 def expectations_met() -> bool:
     """After the method: every expectation (alerts, recovery, scaling...) passed."""
     return context.current().probe_expectations()
 
 
+@_ours
 def inject_fault(step: int) -> str:
     return context.current().inject_step(step)
 
 
+@_ours
 def revert_fault(step: int) -> str:
     return context.current().revert_step(step)
 
 
+@_ours
 def hold(seconds: float) -> str:
     """Wait while faults act; returns early (and stops the method) if the guard trips."""
     return context.current().hold(seconds)
 
 
+@_ours
 def await_recovery() -> str:
     return context.current().await_recovery()
 
 
+@_ours
 def revert_all() -> str:
     """Rollback: revert every fault still active (idempotent)."""
     run = context.current_or_none()

@@ -23,6 +23,10 @@ class SloResult:
     worst: str | None = None
     baseline: float | None = None  # the same SLI in the steady state (for under-fault/recovery)
     change: str | None = None  # e.g. "+302ms vs steady state"
+    # the objective kept numeric, so nothing downstream re-parses its text
+    objective_op: str | None = None
+    objective_value: float | None = None
+    unit: str | None = None  # ratio | seconds | number
 
     def sentence(self) -> str:
         when = f", worst {self.worst} at +{self.worst_at:.0f}s" if self.worst and self.worst_at is not None else ""

@@ -27,9 +27,17 @@ from typing import Any
 
 from harness.checks.base import Check, CheckResult, RunClock
 from harness.engine import context
+from harness.engine.binding import Binding, bind
 from harness.engine.guard import Guard, Trip
 from harness.engine.results import RunResult, SloResult, Verdict
-from harness.errors import EnvironmentNotReady, ExperimentFailed, FaultError, HarnessError, InvalidInput
+from harness.errors import (
+    EnvironmentNotReady,
+    ExperimentFailed,
+    FaultError,
+    HarnessError,
+    InvalidInput,
+    SourceUnavailable,
+)
 from harness.experiment.model import Experiment, Slo, SloSet, Step
 from harness.faults.journal import FaultJournal, RunLock, recover
 from harness.load.generator import LoadGenerator
@@ -72,7 +80,8 @@ class Run:
         self.journal = FaultJournal(self.run_id)
         self.lock = RunLock()
         self.load: LoadGenerator | None = None
-        self.prom = Prometheus(target.prometheus_url) if target.prometheus_url else None
+        self.prom = (Prometheus(target.prometheus_url, getattr(target, "request_selector", ""))
+                     if target.prometheus_url else None)
         self.clock = RunClock(started_at=time.time())
         self.guard: Guard | None = None
         self.trip: Trip | None = None
@@ -100,6 +109,11 @@ class Run:
         self.precondition_problem: str | None = None
         self.precondition_wait = 120.0
         self._revert_lock = threading.Lock()
+        self.binding: Binding | None = None
+        #: >0 while a revert runs on the main thread: Ctrl-C then waits for it to finish
+        #: (a revert cut in half leaves the fault in; the interrupt is recorded and acted on)
+        self._critical = 0
+        self.in_harness_activity = False
 
     # -- events and progress -----------------------------------------------------------
     def event(self, kind: str, text: str, **data: Any) -> None:
@@ -117,6 +131,10 @@ class Run:
         started = time.time()
         ctk_journal: dict[str, Any] | None = None
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # Every step, expectation and source resolved on this target before the lock is
+        # taken or load started: a step the target cannot do is an input error (exit 2).
+        self.binding = bind(self.exp, self.target)
+        self.checks = list(self.binding.checks)
         try:
             self.lock.acquire(f"{self.exp.path} ({self.run_id})", wait=self.lock_wait)
             reverted, errors = recover(lambda m: self.event("cleanup", m))
@@ -124,9 +142,12 @@ class Run:
                 raise FaultError("faults left by an earlier run could not be reverted: " + "; ".join(errors)
                                  + " (see `harness cleanup --help`)")
             self.target.preflight()
-            self._bind_target()  # every fault/check exists on this target, before anything starts
             if self.dry_run:
-                self.event("dry-run", "valid; would inject: " + "; ".join(s.describe() for s in self.exp.faults))
+                live = bind(self.exp, self.target, live=True)
+                for i, step in enumerate(self.exp.method):
+                    if step.kind == "fault":
+                        now = live.previews.get(i)
+                        self.event("dry-run", f"would inject {step.describe()}" + (f": {now}" if now else ""))
                 return self._result(started, Verdict("passed", ["dry run: nothing injected"]), None)
             # Ctrl-C, and SIGTERM (e.g. CI cancelling the job) like it: revert, then stop.
             for sig in previous:
@@ -141,6 +162,14 @@ class Run:
             self._raise_if_interrupted()
         except KeyboardInterrupt:
             self.interrupted = True
+        except SystemExit as exc:
+            # chaoslib's SIGUSR1 handler (how the guard stops a user's blocking activity)
+            # raises SystemExit(20); if it lands outside chaoslib's own handling (in a
+            # rollback, between activities) it must never end the process without a
+            # verdict, a journal and a report.
+            if exc.code not in (20, 30) or not (self.trip or self.abort_event.is_set()):
+                raise
+            self.event("abort", "the run was stopped while Chaos Toolkit was between activities")
         finally:
             if self.interrupted:
                 self.event("interrupted", "interrupted by the user (Ctrl-C/SIGTERM): reverting every fault")
@@ -164,12 +193,17 @@ class Run:
         return self._finish(started, ctk_journal)
 
     def _on_interrupt_signal(self, signum, frame) -> None:
-        """SIGINT/SIGTERM: remember it *before* raising KeyboardInterrupt. Python loses
-        the exception when the signal lands while a finaliser (``__del__``, a weakref
-        callback) runs on the main thread; the flag and the abort event make every
-        harness wait stop anyway, so a Ctrl-C is never ignored."""
+        """SIGINT/SIGTERM (Ctrl-C, `harness stop`, CI cancelling): remember it *before*
+        raising KeyboardInterrupt. Python loses the exception when the signal lands while
+        a finaliser (``__del__``, a weakref callback) runs on the main thread; the flag and
+        the abort event make every harness wait stop anyway, so a Ctrl-C is never ignored.
+        While a revert runs on the main thread nothing is raised: the revert finishes
+        (a half-done revert would leave the fault in), then the run stops."""
         self.interrupted = True
         self.abort_event.set()
+        self.clock.stop.set()
+        if self._critical:
+            return
         raise KeyboardInterrupt
 
     def _raise_if_interrupted(self) -> None:
@@ -194,21 +228,6 @@ class Run:
                 self.event("not-steady", problem, passed=False)
                 return True
         return False
-
-    def _bind_target(self) -> None:
-        problems = []
-        for step in self.exp.faults:
-            try:
-                self.target.fault(step.fault, step.params)
-            except InvalidInput as exc:
-                problems.append(f"{step.where}: {exc}")
-        for ex in self.exp.expect:
-            try:
-                self.checks.append(self.target.check(ex.kind, ex.params))
-            except InvalidInput as exc:
-                problems.append(f"{ex.where}: {exc}")
-        if problems:
-            raise InvalidInput("\n".join(problems))
 
     def _start_load(self) -> None:
         spec = self.exp.load
@@ -336,6 +355,13 @@ class Run:
             self.runner_active = True
             try:
                 journal = runner.run(doc, settings=settings, experiment_vars={})
+            except SystemExit as exc:
+                # An abort's SIGUSR1 landed where chaoslib does not catch it (rollbacks,
+                # the hypothesis after the method): the run still ends with a verdict.
+                if exc.code not in (20, 30) or not self.abort_event.is_set():
+                    raise
+                journal = {"status": "interrupted", "run": [], "deviated": False,
+                           "steady_states": {}, "note": "stopped by the harness guard"}
             finally:
                 self.runner_active = False
         return journal
@@ -396,12 +422,19 @@ class Run:
                     t += 1.0
                 if worst_val is not None and not slo.objective.holds(worst_val):
                     worst = render_value(worst_val, slo.objective.unit)
-        elif self.prom and slo.query:
-            # Prometheus lags by a scrape and an evaluation: ask about t1 a moment later.
-            lag = max(0.0, t1 + 2.0 - time.time())
-            if lag:
-                time.sleep(min(lag, 3.0))
-            observed = self.prom.value(slo.query, window=t1 - t0, at=t1)
+        unreadable = None
+        if slo.source == "prometheus":
+            if self.prom is None:
+                unreadable = "the target has no Prometheus"
+            else:
+                # Prometheus lags by a scrape and an evaluation: ask about t1 a moment later.
+                lag = max(0.0, t1 + 2.0 - time.time())
+                if lag:
+                    time.sleep(min(lag, 3.0))
+                try:
+                    observed = self.prom.read(slo.query or self.prom.sli_query(slo.sli), window=t1 - t0, at=t1)
+                except SourceUnavailable as exc:
+                    unreadable = str(exc)
         passed = observed is not None and slo.objective.holds(observed)
         baseline = change = None
         if phase != "steady-state":
@@ -412,9 +445,17 @@ class Run:
                 delta = observed - baseline
                 sign = "+" if delta >= 0 else "-"
                 change = f"{sign}{render_value(abs(delta), slo.objective.unit)} vs steady state"
+        rendered = render_value(observed, slo.objective.unit)
+        if unreadable:
+            rendered = f"could not verify ({unreadable})"
+        elif observed is None and slo.source == "load" and self.load:
+            stalled = self.load.series.window(t0, t1).generator_records
+            if stalled:
+                rendered = f"no data (the load generator itself stalled: {stalled} records left out)"
         res = SloResult(phase, slo.label, slo.sli, slo.source, str(slo.objective), observed,
-                        render_value(observed, slo.objective.unit), passed, t0, t1, worst_at, worst,
-                        baseline, change)
+                        rendered, passed, t0, t1, worst_at, worst, baseline, change,
+                        objective_op=slo.objective.op, objective_value=slo.objective.value,
+                        unit=slo.objective.unit)
         self.slo_results.append(res)
         self.event("slo", res.sentence(), passed=passed)
         return res
@@ -423,7 +464,8 @@ class Run:
         step = self.exp.method[index]
         if self.abort_event.is_set():
             raise SystemExit(20)
-        fault = self.target.fault(step.fault, step.params)
+        fault = self.binding.faults[index] if self.binding and index in self.binding.faults else \
+            self.target.fault(step.fault, step.params)
         if self.first_inject is None:
             self._arm()
         try:
@@ -452,8 +494,14 @@ class Run:
         fault_id = self.step_faults.get(index)
         if not fault_id:
             return "not injected"
-        with self._revert_lock:
-            entry = self.journal.revert(fault_id)
+        self._critical += 1
+        try:
+            with self._revert_lock:
+                entry = self.journal.revert(fault_id)
+        finally:
+            self._critical -= 1
+        if self.interrupted:
+            raise KeyboardInterrupt
         if entry:
             self._mark_reverted(entry)
         if not self.journal.live:
@@ -473,12 +521,19 @@ class Run:
             self.clock.reverted.set()
 
     def revert_everything(self, why: str) -> str:
-        with self._revert_lock:
-            try:
-                entries = self.journal.revert_all()
-            except FaultError as exc:
-                self.event("error", str(exc))
-                raise
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            self._critical += 1
+        try:
+            with self._revert_lock:
+                try:
+                    entries = self.journal.revert_all()
+                except FaultError as exc:
+                    self.event("error", str(exc))
+                    raise
+        finally:
+            if main:
+                self._critical -= 1
         for e in entries:
             self._mark_reverted(e)
         self._all_reverted()
@@ -532,7 +587,8 @@ class Run:
 
     # -- guard and checks --------------------------------------------------------------------
     def _arm(self) -> None:
-        self.guard = Guard(list(self.exp.abort), self.load.series if self.load else None, self.prom, self._on_trip)
+        self.guard = Guard(list(self.exp.abort), self.load.series if self.load else None, self.prom, self._on_trip,
+                           load=self.load, bounds=self.exp.guard)
         if self.load:
             self.load.listeners.append(self.guard.on_load_record)
         self.guard.arm()
@@ -546,8 +602,8 @@ class Run:
             pass
         self.abort_event.set()
         self.clock.stop.set()
-        self.event("abort", trip.message(), observed=trip.observed)
-        if self.runner_active and not self.in_harness_wait:
+        self.event("abort", trip.message(), observed=trip.observed, blind=trip.blind)
+        if self.runner_active and not self.in_harness_wait and not self.in_harness_activity:
             # A user's blocking activity is running: interrupt it the way chaoslib does.
             os.kill(os.getpid(), signal.SIGUSR1)
 

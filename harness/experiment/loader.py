@@ -25,20 +25,16 @@ from harness.experiment.schema import PAUSE_STEP, check_schema, experiment_schem
 from harness.experiment.yamlsafe import Positions, load_document, position
 from harness.faults.catalogue import CATALOGUE as FAULTS
 from harness.load.generator import LoadSpec
-from harness.quantities import parse_duration, parse_objective
-from harness.sli.client import CLIENT_SLIS
+from harness.quantities import parse_objective, parse_seconds
+from harness.experiment.model import GuardBounds
+from harness.sli.vocabulary import CLIENT_SLIS, SERVER_SLIS
 
 HARNESS_KEYS = {"load", "steady-state", "under-fault", "abort-when", "recovery", "expect", "target", "plan"}
 
-# Server-side (Prometheus) forms of the client SLIs: SPEC.md §4 queries.
-SERVER_SLI_QUERIES = {
-    "availability": 'sum(rate(http_requests_total{route!="other",status!~"5.."}[$window])) / sum(rate(http_requests_total{route!="other"}[$window]))',
-    "error_ratio": 'sum(rate(http_requests_total{route!="other",status=~"5.."}[$window])) / sum(rate(http_requests_total{route!="other"}[$window]))',
-    "latency_p50": "histogram_quantile(0.50, sum(rate(http_request_duration_seconds_bucket[$window])) by (le))",
-    "latency_p95": "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[$window])) by (le))",
-    "latency_p99": "histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket[$window])) by (le))",
-    "throughput": 'sum(rate(http_requests_total{route!="other"}[$window]))',
-}
+#: parameters of the catalogue whose schema is DURATION: parsed to seconds at load, so
+#: faults and checks never re-parse text ("300ms" -> 0.3)
+def _duration_keys(kind) -> set[str]:
+    return {k for k, v in kind.params.items() if isinstance(v, dict) and v.get("format") == "duration"}
 
 
 class _Collector:
@@ -59,7 +55,7 @@ class _Collector:
         if value is None:
             return default
         try:
-            return parse_duration(value)
+            return parse_seconds(value)
         except ValueError as exc:
             self.add(path, str(exc))
             return default
@@ -156,9 +152,8 @@ def load_experiment(path: str | Path) -> Experiment:
             if not c.schema(raw, fault_step_schema(FAULTS[kind]), p):
                 continue
             params = {k: v for k, v in raw.items() if k not in ("fault", "duration", "concurrent", "label")}
-            for key in ("latency", "jitter", "timeout"):
-                if key in params:
-                    c.duration(params[key], p + (key,))
+            for key in _duration_keys(FAULTS[kind]) & set(params):
+                params[key] = c.duration(params[key], p + (key,), 0.0)
             dur = c.duration(raw.get("duration"), p + ("duration",), 0.0) or 0.0
             method.append(Step("fault", kind, params, dur, bool(raw.get("concurrent", False)),
                                label=str(raw.get("label", "")), where=c.where(p)))
@@ -185,14 +180,30 @@ def load_experiment(path: str | Path) -> Experiment:
             if kind in CHECKS and isinstance(params, dict):
                 p = ("expect", i, kind)
                 if c.schema(params, check_schema(CHECKS[kind]), p):
-                    for key in ("within",):
-                        if key in params:
-                            c.duration(params[key], p + (key,))
+                    params = dict(params)
+                    for key in _duration_keys(CHECKS[kind]) & set(params):
+                        params[key] = c.duration(params[key], p + (key,), 0.0)
                     expects.append(Expectation(kind, params, c.where(p)))
 
     rec = data.get("recovery") if isinstance(data.get("recovery"), dict) else {}
     recovery_within = c.duration(rec.get("within"), ("recovery", "within"))
     recovery_window = c.duration(rec.get("window"), ("recovery", "window"))
+
+    g = data.get("guard") if isinstance(data.get("guard"), dict) else {}
+    guard = GuardBounds(
+        load=c.duration(g.get("load-blind-after"), ("guard", "load-blind-after"), GuardBounds.load) or GuardBounds.load,
+        prometheus=c.duration(g.get("prometheus-blind-after"), ("guard", "prometheus-blind-after"),
+                              GuardBounds.prometheus) or GuardBounds.prometheus,
+    )
+    if load is None:
+        # Fail closed: a condition on the users' view with no users can never trip.
+        for cond in aborts:
+            if cond.source == "load" and cond.sli not in (None, "elapsed"):
+                line, col = (cond.where.line, cond.where.column) if cond.where else (0, 0)
+                c.problems.append(Problem(str(path), line, col,
+                                          f"abort condition '{cond.text}' reads the load generator, but the "
+                                          "experiment has no 'load:' section, so it could never trip (add load:, "
+                                          "or use source: prometheus)"))
 
     if not plain:
         if method and not any(s.kind == "fault" for s in method) and not any(s.kind == "activity" for s in method):
@@ -223,6 +234,7 @@ def load_experiment(path: str | Path) -> Experiment:
         recovery_within=recovery_within,
         recovery_window=recovery_window,
         expect=tuple(expects),
+        guard=guard,
         raw=data,
         plain_ctk=plain,
     )
@@ -240,10 +252,12 @@ def _slo_set(c: _Collector, raw, path, default_window: float) -> SloSet | None:
     for sli, obj in (raw.get("server-slo") or {}).items():
         o = c.objective(obj, path + ("server-slo", sli))
         if o and sli in CLIENT_SLIS:
-            if sli not in SERVER_SLI_QUERIES:
-                c.add(path + ("server-slo", sli), f"{sli} has no server-side query; use 'prometheus:' with your own")
+            if sli not in SERVER_SLIS:
+                c.add(path + ("server-slo", sli), f"{sli} cannot be observed from Prometheus (server-side SLIs: "
+                                                  f"{', '.join(SERVER_SLIS)}); use 'prometheus:' with your own query")
                 continue
-            slos.append(Slo(sli, o, "prometheus", SERVER_SLI_QUERIES[sli], c.where(path + ("server-slo", sli))))
+            # query None: the target's Prometheus builds it from the vocabulary
+            slos.append(Slo(sli, o, "prometheus", None, c.where(path + ("server-slo", sli))))
     for i, item in enumerate(raw.get("prometheus") or []):
         if isinstance(item, dict) and {"name", "query", "objective"} <= set(item):
             o = c.objective(item["objective"], path + ("prometheus", i, "objective"))
@@ -276,8 +290,18 @@ def _abort(c: _Collector, raw: dict, path) -> AbortCondition | None:
         return None
     text = f"{sli} {raw[sli]}" + (f" for {raw['for']}" if "for" in raw else "")
     src = str(raw.get("source", "load"))
-    query = SERVER_SLI_QUERIES.get(sli) if src == "prometheus" else None
-    return AbortCondition(text, sli, o, hold, window, src, query, reason, c.where(path))
+    if sli == "elapsed":
+        src = "clock"
+    elif src == "prometheus" and sli not in SERVER_SLIS:
+        # Fail closed: a stop condition nobody can evaluate is refused, never skipped.
+        c.add(path + (sli,), f"{sli} cannot be observed from Prometheus, so this abort condition could never "
+                             f"trip (server-side SLIs: {', '.join(SERVER_SLIS)}); drop source: prometheus to "
+                             "read it from the load generator")
+        return None
+    if src == "prometheus":
+        text += " (prometheus)"
+    # query None for source prometheus: the target's Prometheus builds it (sli.vocabulary)
+    return AbortCondition(text, sli, o, hold, window, src, None, reason, c.where(path))
 
 
 def _validate_ctk(path: Path, data: dict) -> None:

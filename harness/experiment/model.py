@@ -77,6 +77,17 @@ class AbortCondition:
 
 
 @dataclass(frozen=True)
+class GuardBounds:
+    """How long the guard may go without seeing before it aborts (``guard:`` in an
+    experiment). Defaults: the load generator streams every 0.1 s, so 3 s of silence is
+    30 missed records; Prometheus scrapes every second or so, so 5 s of failed queries
+    is several missed evaluations."""
+
+    load: float = 3.0
+    prometheus: float = 5.0
+
+
+@dataclass(frozen=True)
 class Expectation:
     kind: str
     params: dict[str, Any]
@@ -99,6 +110,7 @@ class Experiment:
     recovery_within: float | None = None
     recovery_window: float | None = None
     expect: tuple[Expectation, ...] = ()
+    guard: GuardBounds = field(default_factory=GuardBounds)
     raw: dict[str, Any] = field(default_factory=dict)  # the document as written
     plain_ctk: bool = False  # no harness keys: a plain Chaos Toolkit experiment
 

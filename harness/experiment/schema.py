@@ -152,6 +152,16 @@ def experiment_schema() -> dict[str, Any]:
             "steady-state": SLO_BLOCK,
             "under-fault": SLO_BLOCK,
             "abort-when": {"type": "array", "items": ABORT},
+            "guard": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "how long the guard may go blind before it aborts (fail closed)",
+                "properties": {
+                    "load-blind-after": {**DURATION, "description": "no load record for this long: abort (default 3s)"},
+                    "prometheus-blind-after": {**DURATION,
+                                               "description": "Prometheus not answering this long: abort (default 5s)"},
+                },
+            },
             "recovery": {
                 "type": "object",
                 "additionalProperties": False,

@@ -30,6 +30,19 @@ class Fault(ABC):
         self.target = target
         self.params = params
 
+    def problems(self) -> list[str]:
+        """What this target cannot do with these parameters, found without touching the
+        system (a link that does not exist, a mode the target lacks). Each problem says
+        what the target offers instead. Checked by ``validate --target``, ``--dry-run``
+        and preflight, before anything runs."""
+        return []
+
+    def preview(self) -> str | None:
+        """``--dry-run`` on a live target: what this fault would act on right now (e.g.
+        "replicas api-1 (zone a)"). Raise InvalidInput when the selector matches nothing
+        or more than the step allows."""
+        return None
+
     def prepare(self) -> State:
         """Decide what to do (no side effects). Returned state is journaled."""
         return {}

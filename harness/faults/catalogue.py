@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-DURATION = {"type": ["string", "number"], "description": "e.g. 30s, 500ms, 2m"}
+#: a duration parameter; the loader parses it to seconds (``format: duration``)
+DURATION = {"type": ["string", "number"], "format": "duration", "description": "e.g. 30s, 500ms, 2m"}
 SELECTOR = {
     "type": "object",
     "additionalProperties": {"type": "string"},

@@ -78,8 +78,11 @@ class FaultJournal:
         fault, entry = item
         try:
             fault.revert(entry.state)
-        except Exception as exc:
+        except BaseException as exc:
+            # Ctrl-C or SystemExit mid-revert too: the fault stays live, to be reverted again.
             self.live[fault_id] = item
+            if not isinstance(exc, Exception):
+                raise
             self._append({"event": "revert-failed", "id": fault_id, "error": str(exc)})
             raise FaultError(f"could not revert {entry.description}: {exc} (run `harness cleanup`)") from exc
         entry.reverted_at = time.time()

@@ -31,6 +31,16 @@ class LabDbFailover(Fault):
     def _cfg(self):
         return self.target.cfg
 
+    def problems(self) -> list[str]:
+        cfg = self._cfg()
+        if not cfg.with_db:
+            return ["this lab runs without a database (start it without --no-db)"]
+        member = self.params.get("member")
+        members = [db.member_name(z) for z in cfg.zones]
+        if member and member not in members:
+            return [f"no member {member!r} in the lab (members: {', '.join(members)})"]
+        return []
+
     def prepare(self) -> State:
         cfg = self._cfg()
         if not cfg.with_db:

@@ -12,6 +12,10 @@ from harness.lab.dependency import Dependency
 class LabDependencyDown(Fault):
     kind = "dependency-down"
 
+    def problems(self) -> list[str]:
+        name = self.params.get("dependency", "dependency")
+        return [] if name == "dependency" else [f"the lab has one dependency, 'dependency' (not '{name}')"]
+
     def prepare(self) -> State:
         name = self.params.get("dependency", "dependency")
         if name != "dependency":

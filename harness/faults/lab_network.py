@@ -35,14 +35,20 @@ class LabNetworkLatency(Fault):
     def _cfg(self):
         return self.target.cfg
 
+    def problems(self) -> list[str]:
+        link = str(self.params.get("link", ""))
+        if link not in LINKS:
+            return [f"link '{link}' does not exist in the lab (links through Toxiproxy: {', '.join(LINKS)})"]
+        if link == "db" and not self._cfg().with_db:
+            return ["link 'db' needs the lab's database, and this lab runs without one (links: dependency)"]
+        return []
+
     def prepare(self) -> State:
         p = self.params
+        bad = self.problems()
+        if bad:
+            raise InvalidInput(f"network-latency: {bad[0]}")
         link = str(p.get("link", ""))
-        if link not in LINKS:
-            raise InvalidInput(f"network-latency: link '{link}' does not exist in the lab "
-                               f"(links through Toxiproxy: {', '.join(LINKS)})")
-        if link == "db" and not self._cfg().with_db:
-            raise InvalidInput("network-latency: link 'db' needs the lab's database (with_db)")
         try:
             latency = parse_duration(p["latency"])
             jitter = parse_duration(p.get("jitter", 0))

@@ -18,14 +18,28 @@ class PodKill(Fault):
 
     kind = "pod-kill"
 
+    def _count(self, candidates: int) -> int:
+        if "percent" in self.params:
+            return max(1, math.ceil(candidates * float(self.params["percent"]) / 100.0))
+        return int(self.params.get("count", 1))
+
+    def preview(self) -> str | None:
+        from harness.errors import InvalidInput
+
+        candidates = [r for r in self.target.replicas(self.params.get("selector")) if r["pid"]]
+        if not candidates:
+            raise InvalidInput(f"no running replica matches {self.params.get('selector')} now")
+        n = self._count(len(candidates))
+        if n > len(candidates):
+            raise InvalidInput(f"asked for {n} replicas, only {len(candidates)} match "
+                               f"{self.params.get('selector')} now")
+        return f"{n} of {len(candidates)} matching replicas ({', '.join(r['name'] for r in candidates)})"
+
     def prepare(self) -> State:
         candidates = [r for r in self.target.replicas(self.params.get("selector")) if r["pid"]]
         if not candidates:
             raise FaultError(f"pod-kill: no running replica matches {self.params.get('selector')}")
-        if "percent" in self.params:
-            n = max(1, math.ceil(len(candidates) * float(self.params["percent"]) / 100.0))
-        else:
-            n = int(self.params.get("count", 1))
+        n = self._count(len(candidates))
         if n > len(candidates):
             raise FaultError(f"pod-kill: asked for {n} replicas, only {len(candidates)} match")
         victims = random.sample(candidates, n)

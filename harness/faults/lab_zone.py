@@ -31,6 +31,37 @@ class ZoneLoss(Fault):
         roles = {m["name"]: m.get("role") for m in state.get("members", [])}
         raise FaultError(f"zone-loss: no zone holds a {name} now (members: {roles or 'none answering'})")
 
+    MODES = ("blackhole", "refuse")
+
+    def problems(self) -> list[str]:
+        cfg = self.target.cfg
+        out = []
+        zone = str(self.params.get("zone", "")).removeprefix("zone-")
+        if zone in self.ROLES:
+            if not cfg.with_db:
+                out.append(f"zone '{zone}' names a database role, but this lab runs without a database "
+                           f"(zones: {', '.join(cfg.zones)})")
+        elif zone not in cfg.zones:
+            out.append(f"no zone {self.params.get('zone')!r} in the lab (zones: {', '.join(cfg.zones)}; "
+                       f"or a role: {', '.join(self.ROLES)})")
+        mode = self.params.get("mode", "blackhole")
+        if mode not in self.MODES:
+            out.append(f"mode {mode!r} is not available on the lab (lab modes: {', '.join(self.MODES)}; "
+                       "drain and not-ready are Kubernetes modes)")
+        return out
+
+    def preview(self) -> str | None:
+        zone = str(self.params["zone"]).removeprefix("zone-")
+        if zone in self.ROLES:
+            try:
+                zone = self._zone_by_role(zone)
+            except FaultError as exc:
+                from harness.errors import InvalidInput
+
+                raise InvalidInput(str(exc)) from None
+        here = [r["name"] for r in self.target.replicas() if r.get("zone") == zone]
+        return f"zone {zone} (replicas there now: {', '.join(here) or 'none'})"
+
     def prepare(self) -> State:
         cfg = self.target.cfg
         zone = str(self.params["zone"]).removeprefix("zone-")

@@ -191,6 +191,14 @@ def main() -> None:
         interval.reset()
         rec["t"] = now
         rec["users"] = runner.user_count
+        # How late this tick is: the generator's own loop was blocked (CPU starvation,
+        # a frozen process). The harness leaves such records out of the system's SLIs.
+        lag = now - next_tick
+        if lag > 0.05:
+            rec["lag"] = round(lag, 3)
+        if runner.current_cpu_usage > 90.0:  # Locust's own CPU warning threshold
+            rec["starved"] = True
+            rec["cpu"] = runner.current_cpu_usage
         emit(rec)
         next_tick += args.interval
         if next_tick < now:

@@ -55,6 +55,8 @@ class LoadGenerator:
         self._reader: threading.Thread | None = None
         self._started = threading.Event()
         self.error: str | None = None
+        #: when the newest record arrived (this process's clock): the guard's watchdog
+        self.last_record_at: float | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         argv = [
@@ -98,6 +100,7 @@ class LoadGenerator:
                 continue
             if "event" in rec:
                 continue
+            self.last_record_at = time.time()
             self.series.add(rec)
             for listener in list(self.listeners):
                 try:
@@ -128,6 +131,23 @@ class LoadGenerator:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def exit_text(self) -> str:
+        """How the child ended, for the guard's "blind" verdict."""
+        if self.proc is None:
+            return "never started"
+        code = self.proc.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            import signal as _signal
+
+            try:
+                return f"killed by {_signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        tail = "; ".join(self.stderr_tail[-2:])
+        return f"exit code {code}" + (f": {tail}" if tail else "")
 
     def stop(self) -> None:
         if not self.proc:

@@ -22,6 +22,7 @@ class WindowStats:
     failures: dict[str, int] = field(default_factory=dict)
     hist: dict[int, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    generator_records: int = 0  # records left out: the load generator itself had stalled
 
     @property
     def failed(self) -> int:
@@ -69,23 +70,46 @@ class WindowStats:
         return getattr(self, name)
 
 
-CLIENT_SLIS = (
-    "availability", "error_ratio", "timeout_ratio", "latency_p50", "latency_p90",
-    "latency_p95", "latency_p99", "throughput", "requests", "failures",
-)
+from harness.sli.vocabulary import CLIENT_SLIS  # noqa: E402,F401  (the one list of SLI names)
+
+
+#: a gap this long between two records of a 0.1 s stream means the generator itself
+#: stalled (frozen, starved of CPU): what it measured then is its own delay, not the system's
+STALL_GAP = 0.5
+#: after a stall, requests that were in flight during it finish with the stall in their
+#: latency: the records this long after the stall are the generator's too
+STALL_SETTLE = 1.0
 
 
 class ClientSeries:
-    """Thread-safe store of interval records, ordered by time."""
+    """Thread-safe store of interval records, ordered by time.
+
+    Records from a moment when the load generator itself stalled (a gap in its stream,
+    its own loop running late, or Locust's CPU warning) are kept but marked
+    ``generator: true`` and left out of every window: a frozen generator's stall is
+    never judged as the system's latency."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._t: list[float] = []
         self._recs: list[dict] = []
+        self._settle_until = 0.0
+        #: (from, to) of every stretch the generator stalled, for reports and verdicts
+        self.stalls: list[tuple[float, float]] = []
 
     def add(self, rec: dict) -> None:
         with self._lock:
-            self._t.append(rec["t"])
+            t = rec["t"]
+            prev = self._t[-1] if self._t else None
+            gap = (t - prev) if prev is not None else 0.0
+            lag = float(rec.get("lag") or 0.0)
+            if gap > STALL_GAP or lag > STALL_GAP or rec.get("starved"):
+                self.stalls.append((t - max(gap, lag), t))
+                self._settle_until = t + STALL_SETTLE
+                rec["generator"] = True
+            elif t <= self._settle_until:
+                rec["generator"] = True
+            self._t.append(t)
             self._recs.append(rec)
 
     def __len__(self) -> int:
@@ -104,6 +128,9 @@ class ClientSeries:
             recs = self._recs[lo:hi]
         w = WindowStats(t0, t1)
         for r in recs:
+            if r.get("generator"):
+                w.generator_records += 1
+                continue
             w.requests += r["n"]
             for k, v in r["fail"].items():
                 w.failures[k] = w.failures.get(k, 0) + v

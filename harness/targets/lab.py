@@ -32,6 +32,8 @@ def _discover(package, prefix: str, attr: str) -> dict[str, type]:
 
 class LabTarget(Target):
     kind = "lab"
+    #: the lab's health and metrics endpoints are route="other": not what users call
+    request_selector = 'route!="other"'
 
     def __init__(self, cfg: LabConfig):
         self.cfg = cfg
@@ -55,6 +57,16 @@ class LabTarget(Target):
     def open(cls, run_dir: str | None = None) -> "LabTarget":
         cls._load_registry()
         return cls(Lab.open(run_dir).cfg)
+
+    @classmethod
+    def planned(cls, run_dir: str | None = None) -> "LabTarget":
+        """The running lab if there is one, else the lab `harness lab up` would start
+        (default shape): enough to validate experiments against it without a lab."""
+        try:
+            return cls.open(run_dir)
+        except EnvironmentNotReady:
+            cls._load_registry()
+            return cls(LabConfig())
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "lab", "run_dir": self.cfg.run_dir}

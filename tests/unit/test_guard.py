@@ -1,8 +1,10 @@
 """The guard trips on the first load record that shows a breach held for `for`."""
 import threading
+import time
 
 from harness.engine.guard import Guard
-from harness.experiment.model import AbortCondition
+from harness.experiment.model import AbortCondition, GuardBounds
+from harness.sli.prometheus import Prometheus
 from harness.quantities import parse_objective
 from harness.sli.client import ClientSeries
 
@@ -35,20 +37,25 @@ def test_trips_once_with_the_observed_value():
     g.disarm()
 
 
+def feed_span(guard, series, t0, t1, failed):
+    """Records every 0.1 s from t0 to t1 (a stream as the generator sends it)."""
+    t = t0
+    while t <= t1 + 1e-9:
+        feed(guard, series, round(t, 2), 10, failed)
+        t += 0.1
+
+
 def test_for_requires_the_breach_to_last():
     s = ClientSeries()
     trips = []
     g = Guard([cond(hold=1.0, window=0.2)], s, None, trips.append)
     g.arm()
-    feed(g, s, 1.0, 10, 10)
-    feed(g, s, 1.5, 10, 10)
+    feed_span(g, s, 1.0, 1.5, 10)
     assert not trips  # only 0.5 s of breach
-    feed(g, s, 1.6, 10, 0)  # recovers: the clock restarts
-    feed(g, s, 1.8, 10, 0)
-    feed(g, s, 2.0, 10, 10)
-    feed(g, s, 2.9, 10, 10)
+    feed_span(g, s, 1.6, 1.9, 0)  # recovers: the clock restarts
+    feed_span(g, s, 2.0, 2.9, 10)
     assert not trips
-    feed(g, s, 3.05, 10, 10)
+    feed_span(g, s, 3.0, 3.1, 10)
     assert len(trips) == 1
     g.disarm()
 
@@ -68,3 +75,81 @@ def test_elapsed_condition_trips_from_its_thread():
     g.arm()
     assert done.wait(5)
     g.disarm()
+
+
+class FakeLoad:
+    """Stands in for the generator's process state only (alive, last record): what a
+    dead or frozen Locust child looks like to the guard. The lab tests kill and freeze
+    the real one."""
+
+    def __init__(self, alive=True, last=None):
+        self._alive = alive
+        self.last_record_at = last
+
+    @property
+    def alive(self):
+        return self._alive
+
+    def exit_text(self):
+        return "killed by SIGKILL"
+
+
+def test_a_dead_load_generator_makes_the_guard_blind():
+    done = threading.Event()
+    trips = []
+    load = FakeLoad(alive=True, last=time.time())
+    g = Guard([cond()], ClientSeries(), None, lambda t: (trips.append(t), done.set()), load=load)
+    g.arm()
+    time.sleep(0.3)
+    assert not trips
+    load._alive = False
+    assert done.wait(5)
+    assert trips[0].blind == "load generator"
+    assert trips[0].message().startswith("guard blind: load generator")
+    assert "SIGKILL" in trips[0].message()
+    g.disarm()
+
+
+def test_a_stalled_load_generator_makes_the_guard_blind_after_the_bound():
+    done = threading.Event()
+    trips = []
+    load = FakeLoad(alive=True, last=time.time())
+    g = Guard([cond()], ClientSeries(), None, lambda t: (trips.append(t), done.set()), load=load,
+              bounds=GuardBounds(load=0.5))
+    g.arm()
+    assert done.wait(5)  # no record arrives after the first
+    assert "no record for" in trips[0].message() and "stalled" in trips[0].message()
+
+
+def test_prometheus_that_does_not_answer_makes_the_guard_blind():
+    # A real client against a port nothing listens on: every query fails.
+    prom = Prometheus("http://127.0.0.1:9", timeout=0.2)
+    c = AbortCondition("error_ratio > 5% (prometheus)", "error_ratio", parse_objective("> 5%"), source="prometheus")
+    done = threading.Event()
+    trips = []
+    g = Guard([c], None, prom, lambda t: (trips.append(t), done.set()), poll=0.1,
+              bounds=GuardBounds(prometheus=0.5))
+    g.arm()
+    assert done.wait(10)
+    assert trips[0].blind == "prometheus"
+    assert "did not answer" in trips[0].message()
+
+
+def test_records_of_a_stalled_generator_are_never_judged_as_the_system():
+    s = ClientSeries()
+    t = 100.0
+    for _ in range(20):  # a healthy stream, fast responses (bucket 0)
+        s.add({"t": t, "n": 10, "fail": {}, "hist": {"0": 10}})
+        t += 0.1
+    # frozen for 5 s: the first records after it carry the freeze in their latency
+    t += 5.0
+    for _ in range(5):
+        s.add({"t": t, "n": 10, "fail": {}, "hist": {"90": 10}})
+        t += 0.1
+    for _ in range(20):
+        s.add({"t": t, "n": 10, "fail": {}, "hist": {"0": 10}})
+        t += 0.1
+    whole = s.window(99.0, t)
+    assert whole.generator_records >= 5
+    assert whole.quantile(0.99) < 0.01  # the 5 s stall is not the system's latency
+    assert s.stalls and s.stalls[0][1] - s.stalls[0][0] > 4.9
