@@ -160,9 +160,31 @@ def forget(progress=lambda msg: None) -> list[Entry]:
     return dropped
 
 
-def recover(progress=lambda msg: None) -> tuple[list[Entry], list[str]]:
+#: how long cleanup waits, after reverting a leftover fault, for the target to show it
+#: reverted (e.g. Patroni re-pointing its replicas after a crashed member restarts)
+CONVERGE_TIMEOUT = 120.0
+
+
+def _converge(fault, state, description: str, progress, timeout: float) -> list[str]:
+    """Poll ``verify_reverted`` until it is clean or ``timeout``; say what it waits for."""
+    deadline = time.time() + timeout
+    said = 0.0
+    while True:
+        problems = fault.verify_reverted(state)
+        if not problems or time.time() >= deadline:
+            return problems
+        if time.time() - said >= 5.0:
+            left = deadline - time.time()
+            progress(f"  waiting for the target to converge ({'; '.join(problems)}; up to {left:.0f}s more)")
+            said = time.time()
+        time.sleep(1.0)
+
+
+def recover(progress=lambda msg: None, converge: float = CONVERGE_TIMEOUT) -> tuple[list[Entry], list[str]]:
     """Revert every pending fault left by crashed runs. Returns (reverted, errors).
 
+    After each revert it waits (up to ``converge`` seconds, with progress) until the
+    target shows the fault gone: a system still settling is not a failed revert.
     A fault whose target no longer exists (a lab taken down, a deleted local test-bed
     cluster) died with it: it is recorded as such instead of blocking every later run."""
     from harness.targets import target_from_description, target_gone
@@ -180,9 +202,9 @@ def recover(progress=lambda msg: None) -> tuple[list[Entry], list[str]]:
             target = target_from_description(entry.target)
             fault = target.fault(entry.kind, entry.params)
             fault.revert(entry.state)
-            problems = fault.verify_reverted(entry.state)
+            problems = _converge(fault, entry.state, entry.description, progress, converge)
             if problems:
-                raise FaultError("; ".join(problems))
+                raise FaultError("; ".join(problems) + f" (still, {converge:.0f}s after the revert)")
         except Exception as exc:  # noqa: BLE001 - report and keep going
             errors.append(f"{entry.description}: {exc}")
             continue

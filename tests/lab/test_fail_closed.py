@@ -1,0 +1,169 @@
+"""Fail closed: when the harness loses its eyes while a fault is active, it aborts and
+reverts; when a check cannot read its evidence, the check fails.
+
+Each test breaks one of the harness's own sources for real (SIGKILL or SIGSTOP of the
+Locust child, SIGSTOP of the lab's Prometheus or Alertmanager) in the middle of a real
+fault, and checks the verdict, the exit code, the reason and that the fault is gone.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.engine.run import Run
+from harness.experiment.loader import load_experiment
+from harness.lab import network, procs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ZONE_CUT = """\
+title: zone b cut while the harness loses a source
+load: {{locustfile: {root}/load/api.py, users: 10, spawn-rate: 10, warmup: 3s}}
+steady-state: {{window: 4s, slo: {{availability: ">= 95%"}}}}
+under-fault: {{slo: {{}}}}
+method:
+  - {{fault: zone-loss, zone: b, mode: refuse, duration: 40s}}
+abort-when:
+{aborts}
+recovery: {{within: 30s}}
+"""
+
+
+def _run(tmp_path, target, text: str) -> Run:
+    path = tmp_path / f"exp-{time.monotonic_ns()}.yaml"
+    path.write_text(text)
+    return Run(load_experiment(path), target, report_dir=tmp_path / "reports", lock_wait=300)
+
+
+def _after_inject(run: Run, delay: float, action) -> threading.Thread:
+    """Call ``action(run)`` ``delay`` seconds after the run's first injection."""
+
+    def work():
+        deadline = time.time() + 120
+        while run.first_inject is None and time.time() < deadline:
+            time.sleep(0.05)
+        if run.first_inject is None:
+            return
+        time.sleep(delay)
+        run.broken_at = time.time()
+        action(run)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    return t
+
+
+@contextmanager
+def frozen(pid: int):
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _assert_aborted_blind(run, result, source: str, bound: float, lab):
+    assert result.verdict.status == "aborted", result.verdict
+    assert result.verdict.exit_code == 4
+    reason = result.verdict.reasons[0]
+    assert reason.startswith(f"guard blind: {source}"), reason
+    assert result.abort and result.abort["message"].startswith("guard blind")
+    # acted within the bound plus a second of the source going away
+    assert result.abort["at"] - run.broken_at <= bound + 1.0, (result.abort["at"] - run.broken_at, reason)
+    assert network.zone_status(lab.cfg, "b") == "up"
+    assert Path(result.journal_path).exists() and result.report_path and Path(result.report_path).exists()
+    # the fault was reverted when the guard went blind, long before its 40 s
+    fault = result.faults[0]
+    assert fault["reverted_at"] - fault["injected_at"] < 20
+
+
+def test_load_generator_killed_mid_fault_aborts_and_restores_the_zone(lab, target, tmp_path):
+    run = _run(tmp_path, target, ZONE_CUT.format(root=ROOT, aborts='  - {error_ratio: "> 50%", for: 2s}\n'
+                                                                   '  - {elapsed: "> 5m"}'))
+    _after_inject(run, 3.0, lambda r: os.kill(r.load.proc.pid, signal.SIGKILL))
+    result = run.execute()
+    _assert_aborted_blind(run, result, "load generator", run.exp.guard.load, lab)
+    assert "exited" in result.verdict.reasons[0] and "SIGKILL" in result.verdict.reasons[0]
+
+
+def test_load_generator_frozen_mid_fault_aborts_and_its_stall_is_not_judged(lab, target, tmp_path):
+    run = _run(tmp_path, target, ZONE_CUT.format(root=ROOT, aborts='  - {latency_p95: "> 2s"}\n'
+                                                                   '  - {elapsed: "> 5m"}'))
+    holder = {}
+
+    def freeze(r):
+        pid = r.load.proc.pid
+        holder["pid"] = pid
+        os.kill(pid, signal.SIGSTOP)
+
+    _after_inject(run, 3.0, freeze)
+    try:
+        result = run.execute()
+    finally:
+        if "pid" in holder:
+            try:
+                os.kill(holder["pid"], signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    _assert_aborted_blind(run, result, "load generator", run.exp.guard.load, lab)
+    assert "no record for" in result.verdict.reasons[0]
+    # the freeze is the generator's, not the system's: no latency abort, no SLO blamed on it
+    assert "latency_p95" not in result.verdict.reasons[0]
+
+
+def test_prometheus_frozen_with_a_prometheus_stop_condition_aborts(lab, target, tmp_path):
+    pid = procs.read_pid(lab.cfg, "prometheus")
+    assert pid
+    text = ZONE_CUT.format(root=ROOT, aborts='  - {availability: "< 50%", source: prometheus, window: 30s}\n'
+                                             '  - {elapsed: "> 5m"}')
+    run = _run(tmp_path, target, text)
+    stopped = threading.Event()
+
+    def freeze(r):
+        os.kill(pid, signal.SIGSTOP)
+        stopped.set()
+
+    _after_inject(run, 3.0, freeze)
+    try:
+        result = run.execute()
+    finally:
+        if stopped.is_set():
+            os.kill(pid, signal.SIGCONT)
+    _assert_aborted_blind(run, result, "prometheus", run.exp.guard.prometheus, lab)
+
+
+def test_alert_silent_cannot_pass_while_alertmanager_is_down(lab, target, tmp_path):
+    pid = procs.read_pid(lab.cfg, "alertmanager")
+    assert pid
+    text = f"""\
+title: a benign fault, alert-silent while Alertmanager is frozen
+load: {{locustfile: {ROOT}/load/api.py, users: 5, spawn-rate: 5, warmup: 2s}}
+steady-state: {{window: 3s, slo: {{availability: ">= 95%"}}}}
+method:
+  - {{fault: network-latency, link: dependency, latency: 10ms, duration: 10s}}
+abort-when:
+  - {{elapsed: "> 3m"}}
+recovery: {{within: 30s}}
+expect:
+  - alert-silent: {{alert: ApiErrorRateCritical}}
+"""
+    run = _run(tmp_path, target, text)
+    done = threading.Event()
+
+    def freeze(r):
+        with frozen(pid):
+            time.sleep(6.0)
+        done.set()
+
+    _after_inject(run, 1.0, freeze)
+    result = run.execute()
+    assert done.wait(30)
+    assert result.verdict.status == "failed", result.verdict
+    check = next(c for c in result.checks if c.kind == "alert-silent")
+    assert not check.passed and not check.verified
+    assert check.summary.startswith("could not verify"), check.summary
+    assert any("alertmanager" in e for e in check.evidence)
