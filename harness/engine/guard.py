@@ -132,6 +132,18 @@ class Guard:
                 if cond.sli == "elapsed":
                     self._judge(i, cond, now - (self.started_at or now), now)
             self._watch_load(now)
+            self._watch_prometheus(now)
+
+    def _watch_prometheus(self, now: float) -> None:
+        """Judged here, every 0.1 s, not where a query returns: a frozen Prometheus
+        holds each query for its whole time-out, and the bound must not stretch with it."""
+        if not self.watches_prometheus:
+            return
+        since = self.prometheus_ok_at or self.started_at or now
+        if now - since > self.bounds.prometheus:
+            why = self.prometheus_error or "queries still waiting for an answer"
+            self._blind("prometheus", f"prometheus: no answer for {format_duration(now - since)} "
+                                      f"(bound {format_duration(self.bounds.prometheus)}): {why}")
 
     def _watch_load(self, now: float) -> None:
         if self.load is None:
@@ -161,11 +173,7 @@ class Guard:
                 try:
                     value = self.prometheus.read(query, cond.window)
                 except SourceUnavailable as exc:
-                    self.prometheus_error = str(exc)
-                    since = self.prometheus_ok_at or now
-                    if now - since > self.bounds.prometheus:
-                        self._blind("prometheus", f"prometheus: no answer for {format_duration(now - since)} "
-                                                  f"(bound {format_duration(self.bounds.prometheus)}): {exc}")
+                    self.prometheus_error = str(exc)  # the watch loop judges how long
                     continue
                 self.prometheus_ok_at = time.time()
                 self._judge(i, cond, value, now)
