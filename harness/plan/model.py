@@ -13,27 +13,26 @@ from typing import Any
 
 from harness.quantities import Objective
 
-SLI_QUERIES = {
-    # SPEC §4 (aggregated forms); windows are filled in by whoever evaluates them.
-    "availability": 'sum(rate(http_requests_total{{status!~"5.."}}[{w}])) / sum(rate(http_requests_total[{w}]))',
-    "error-ratio": 'sum(rate(http_requests_total{{status=~"5.."}}[{w}])) / sum(rate(http_requests_total[{w}]))',
-    "latency-p95": "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[{w}])) by (le))",
-    "latency-p99": "histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket[{w}])) by (le))",
-}
-SEVERITIES = ("critical", "warning", "info")
+DEFAULT_SEVERITIES = ("critical", "warning", "info")
+SEVERITIES = DEFAULT_SEVERITIES  # kept for callers of the lab plan; a plan may declare its own
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Sloth's default SLO period; SPEC.md §4's 43,200-minute month.
+SLO_PERIOD_S = 30 * 86400.0
 
 
 @dataclass(frozen=True)
 class Source:
-    seed: str  # "000".."004", or "lab" (chosen for the lab, no seed gives it)
+    seed: str  # "000".."004", "lab" (chosen for the lab) or "plan" (chosen by the plan: no seed gives it)
     section: str
     example: bool = False  # the seed gives the number only as an example
     note: str = ""  # e.g. how the lab adapted it ("for: 1m -> 10s so it fires within seconds")
 
     def __str__(self) -> str:
-        where = "lab choice" if self.seed == "lab" else f"seed {self.seed} {self.section}".strip()
-        if self.seed == "lab" and self.section:
+        if self.seed in ("lab", "plan"):
+            where = "lab choice" if self.seed == "lab" else "plan choice (no seed gives it)"
+        else:
+            where = f"seed {self.seed} {self.section}".strip()
+        if self.seed in ("lab", "plan") and self.section:
             where += f" ({self.section})"
         out = where + ("; example" if self.example else "")
         return out + (f"; {self.note}" if self.note else "")
@@ -54,24 +53,86 @@ class Num:
 
 @dataclass(frozen=True)
 class SLO:
+    """One SLO of a service, in Sloth's ``prometheus/v1`` shape (https://sloth.dev).
+
+    ``objective`` is a ratio (Sloth writes a percentage: 99.9 -> 0.999). A latency SLO
+    "p95 <= 500 ms" is the share of requests under the threshold: objective 95 %,
+    ``threshold`` 0.5 s. ``sli_kind`` is ``plugin`` (an SLI of the harness vocabulary,
+    ``plugin_id``), ``events`` (``error_query``/``total_query`` with ``{{.window}}``) or
+    ``raw`` (``error_ratio_query``).
+    """
+
+    service: str
     name: str
-    sli: str  # availability | error-ratio | latency-p95 | latency-p99
-    objective: Objective
-    objective_num: Num
-    window: Num | None
-    budget_unit: str  # "requests" or "minutes"
-    source: Source
+    objective: float  # ratio, 0 < objective < 1
+    objective_num: "Num"
+    sli_kind: str
+    plugin_id: str = ""  # canonical vocabulary name for plugin SLIs
+    threshold: "Num | None" = None  # latency SLOs: the threshold in seconds
+    error_query: str = ""
+    total_query: str = ""
+    error_ratio_query: str = ""
+    selector: str = ""  # label matchers of the service for vocabulary SLIs
+    description: str = ""
+    sla: "Num | None" = None
+    budget_unit: str = "requests"  # requests | minutes
+    page: "dict[str, str] | None" = None  # Sloth page_alert labels (None: disabled)
+    ticket: "dict[str, str] | None" = None
+    alert_name: str = ""
+    source: "Source | None" = None
     line: int = 0
 
-    def query(self, window: str = "5m") -> str:
-        return SLI_QUERIES[self.sli].format(w=window)
+    @property
+    def id(self) -> str:
+        return f"{self.service}-{self.name}"
 
-    def error_budget_minutes(self) -> float | None:
-        """Budget over the window in bad minutes (SPEC §4: 43,200 min x (1 - SLO) for 30 d)."""
-        if self.objective.unit != "ratio" or self.window is None:
-            return None
-        good = self.objective.value if self.sli == "availability" else 1 - self.objective.value
-        return self.window.value / 60.0 * (1 - good)
+    @property
+    def sli(self) -> str:
+        return self.plugin_id or self.sli_kind
+
+    def error_budget_ratio(self) -> float:
+        return 1.0 - self.objective
+
+    def error_budget_minutes(self, days: float = 30.0) -> float:
+        """Budget over the SLO period in minutes of total outage (SPEC §4: 43,200 x (1 - SLO))."""
+        from harness.sli.vocabulary import monthly_budget_minutes
+
+        return monthly_budget_minutes(self.objective, days)
+
+    def error_budget_requests(self, per: float = 1_000_000) -> float:
+        """Budget in requests: failed (or slow) requests allowed per ``per`` requests."""
+        from harness.sli.vocabulary import error_budget
+
+        return float(error_budget(self.objective, per, per)["allowed"])
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """What an alert compares with its threshold, in a form the harness can also feed
+    with synthetic series for ``promtool test rules``.
+
+    kind ``sli`` (a vocabulary SLI over ``window``), ``gauge`` (a selector, optionally
+    aggregated), ``rate`` (increase of a counter per ``per``), ``ratio`` (bad/total
+    counters over ``window``), ``expr`` (PromQL as written; tested only with ``test``).
+    """
+
+    kind: str
+    selector: str = ""  # gauge/rate: the series selector; sli: extra label matchers
+    sli: str = ""
+    window: str = ""
+    per: str = ""
+    aggregate: str = ""
+    absent_is: float | None = None
+    bad: str = ""
+    total: str = ""
+    expr: str = ""
+    test_series: tuple[tuple[str, str], ...] = ()  # (selector, gauge|counter) for kind expr
+    test_fire: float | None = None
+    test_quiet: float | None = None
+
+    @property
+    def testable(self) -> bool:
+        return self.kind != "expr" or bool(self.test_series and self.test_fire is not None)
 
 
 @dataclass(frozen=True)
@@ -85,6 +146,12 @@ class AlertRule:
     threshold: Num | None = None
     labels: dict[str, str] = field(default_factory=dict)
     line: int = 0
+    op: str = ""
+    indicator: Indicator | None = None
+    service: str = ""
+    slo: str = ""  # set for the burn-rate alerts generated from an SLO
+    burn: tuple = ()  # ((long, short, factor), ...) for burn-rate alerts
+    file: str = ""
 
     def prometheus_rule(self) -> dict[str, Any]:
         return {
@@ -97,6 +164,20 @@ class AlertRule:
 
 
 @dataclass(frozen=True)
+class Receiver:
+    name: str
+    channels: tuple[str, ...]
+    severities: tuple[str, ...]  # which severities reach it (the plan's expectation)
+    respond_within: Num | None
+    source: Source
+    kind: str = "webhook"  # slack | pagerduty | email | webhook
+    slack_channel: str = ""
+    email_to: str = ""
+    send_resolved: bool = True
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Route:
     severity: str
     receiver: str
@@ -106,28 +187,75 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Inhibition:
+    name: str
+    source_match: dict[str, str]
+    target_match: dict[str, str]
+    equal: tuple[str, ...]
+    source: Source
+    line: int = 0
+
+    def matchers(self, which: dict[str, str]) -> list[str]:
+        out = []
+        for k, v in which.items():
+            op = "=~" if "|" in v or ".*" in v else "="
+            out.append(f'{k}{op}"{v}"')
+        return out
+
+
+@dataclass(frozen=True)
 class Routing:
     group_wait: Num
     group_interval: Num
     repeat_interval: Num
-    routes: dict[str, Route]  # by severity
+    routes: dict[str, Route]  # by severity: the first receiver of each (the lab's one-to-one form)
+    receivers: tuple[Receiver, ...] = ()
+    group_by: tuple[str, ...] = ("alertname",)
+    default_receiver: str = "default"
+    source: Source | None = None
 
     def receiver_for(self, severity: str) -> str | None:
         r = self.routes.get(severity)
         return r.receiver if r else None
 
+    def receivers_for(self, severity: str) -> list[str]:
+        """Every receiver the plan says an alert of ``severity`` reaches, in order."""
+        return [r.name for r in self.receivers if severity in r.severities]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A number or rule of the plan that the harness shows (and a drill or experiment may
+    check) but does not turn into monitoring: "scale out at request queue > 100"."""
+
+    what: str
+    value: str
+    source: Source
+    num: Num | None = None
+    line: int = 0
+
 
 @dataclass(frozen=True)
 class ScalingPolicy:
-    min_replicas: Num
-    max_replicas: Num
-    cpu_target: Num  # ratio of the CPU request
-    scale_in_below: Num
-    stabilisation_window: Num  # seconds
+    min_replicas: Num | None
+    max_replicas: Num | None
+    cpu_target: Num | None  # ratio of the CPU request
+    scale_in_below: Num | None
+    stabilisation_window: Num | None  # seconds
     scale_out_within: Num | None  # seconds: the plan's own time bound (no seed gives one)
+    memory_target: Num | None = None
+    target: str = ""  # which deployment/service the HPA scales
+    replicas_today: Num | None = None
+    triggers: tuple[Fact, ...] = ()
+    capacity: tuple[Fact, ...] = ()
+    source: Source | None = None
 
     def orchestrator_policy(self) -> dict[str, Any]:
         """The keys the lab orchestrator reads from ``<run_dir>/scaling-policy.json``."""
+        need = [self.min_replicas, self.max_replicas, self.cpu_target, self.scale_in_below, self.stabilisation_window]
+        if any(n is None for n in need):
+            raise ValueError("the plan's scaling section lacks min/max replicas, cpu-target, scale-in-below "
+                             "or stabilisation-window: the lab orchestrator needs all of them")
         return {
             "min_replicas": int(self.min_replicas.value),
             "max_replicas": int(self.max_replicas.value),
@@ -138,16 +266,53 @@ class ScalingPolicy:
 
 
 @dataclass(frozen=True)
+class BackupTier:
+    target: str  # database, files, config, logs, secrets...
+    method: str
+    schedule: str
+    retention: str
+    rpo: Num | None
+    rto: Num | None
+    source: Source
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class BackupPolicy:
-    full_at: str  # "HH:MM", daily
-    full_source: Source
+    full_at: str  # "HH:MM", daily ("" when the plan gives no time)
+    full_source: Source | None
     incremental_every: Num | None
-    retention_full: Num
-    rto: Num
-    rpo: Num
+    retention_full: Num | None
+    rto: Num | None
+    rpo: Num | None
     replication: str  # synchronous | asynchronous (the database's; RPO 0 needs synchronous)
-    replication_source: Source
+    replication_source: Source | None
     restore_drills: str = ""
+    tiers: tuple[BackupTier, ...] = ()
+    restore_tests: tuple[Fact, ...] = ()
+    dr_steps: tuple[str, ...] = ()
+    dr_source: Source | None = None
+    rules: tuple[Fact, ...] = ()  # 3-2-1, encryption, "secrets too", checks that the backup ran...
+
+
+@dataclass(frozen=True)
+class IncidentLevel:
+    level: str
+    name: str
+    definition: str
+    respond: Num | None
+    resolve: Num | None
+    respond_text: str
+    resolve_text: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class Incidents:
+    levels: tuple[IncidentLevel, ...]
+    escalation: dict[str, tuple[tuple[str, str], ...]]  # level -> ((after, who), ...)
+    escalation_source: Source | None
+    facts: tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,18 +366,28 @@ class Plan:
     title: str
     sources: dict[str, str]
     slos: list[SLO]
-    alerts: list[AlertRule]
+    alerts: list[AlertRule]  # the plan's own alerts, then the SLOs' burn-rate alerts
     routing: Routing | None
     scaling: ScalingPolicy | None
     backup: BackupPolicy | None
     chaos: ChaosPolicy | None
     notes: str = ""
+    severities: tuple[str, ...] = DEFAULT_SEVERITIES
+    severities_source: Source | None = None
+    selector: str = ""
+    services: list[dict[str, Any]] = field(default_factory=list)  # name, description, source, targets
+    inhibitions: list[Inhibition] = field(default_factory=list)
+    maintenance: list[Period] = field(default_factory=list)
+    maintenance_note: str = ""
+    incidents: Incidents | None = None
+    policy: list[Fact] = field(default_factory=list)
+    derived_from: str = ""
 
     def slo(self, name: str) -> SLO:
         for s in self.slos:
-            if s.name == name:
+            if name in (s.name, s.id, f"{s.service}/{s.name}"):
                 return s
-        raise KeyError(f"plan '{self.name}' has no SLO '{name}' (it has: {', '.join(s.name for s in self.slos)})")
+        raise KeyError(f"plan '{self.name}' has no SLO '{name}' (it has: {', '.join(s.id for s in self.slos)})")
 
     def alert(self, name: str) -> AlertRule:
         for a in self.alerts:
@@ -224,9 +399,11 @@ class Plan:
         """Every number of the plan with where it is and where it came from."""
         out: list[tuple[str, Num]] = []
         for s in self.slos:
-            out.append((f"slo {s.name} objective", s.objective_num))
-            if s.window:
-                out.append((f"slo {s.name} window", s.window))
+            out.append((f"slo {s.id} objective", s.objective_num))
+            if s.threshold:
+                out.append((f"slo {s.id} threshold", s.threshold))
+            if s.sla:
+                out.append((f"slo {s.id} sla", s.sla))
         for a in self.alerts:
             if a.threshold:
                 out.append((f"alert {a.name} threshold", a.threshold))
@@ -234,17 +411,32 @@ class Plan:
         if self.routing:
             for k in ("group_wait", "group_interval", "repeat_interval"):
                 out.append((f"routes {k}", getattr(self.routing, k)))
-            for r in self.routing.routes.values():
+            for r in self.routing.receivers:
                 if r.respond_within:
-                    out.append((f"route {r.severity} respond-within", r.respond_within))
+                    out.append((f"receiver {r.name} respond-within", r.respond_within))
         if self.scaling:
             for k, v in vars(self.scaling).items():
                 if isinstance(v, Num):
                     out.append((f"scaling {k}", v))
+            for f in (*self.scaling.triggers, *self.scaling.capacity):
+                if f.num:
+                    out.append((f"scaling {f.what}", f.num))
         if self.backup:
             for k, v in vars(self.backup).items():
                 if isinstance(v, Num):
                     out.append((f"backup {k}", v))
+            for t in self.backup.tiers:
+                for k in ("rpo", "rto"):
+                    if getattr(t, k):
+                        out.append((f"backup {t.target} {k}", getattr(t, k)))
+        if self.incidents:
+            for lv in self.incidents.levels:
+                for k in ("respond", "resolve"):
+                    if getattr(lv, k):
+                        out.append((f"incident {lv.level} {k}", getattr(lv, k)))
+        for f in self.policy:
+            if f.num:
+                out.append((f"policy {f.what}", f.num))
         return out
 
 

@@ -121,3 +121,64 @@ def error_budget(objective_ratio: float, good: float, total: float) -> dict[str,
 def monthly_budget_minutes(objective_ratio: float, days: float = 30.0) -> float:
     """SPEC.md §4: 43,200 min x (1 - SLO) for 30 days (21.6 min at 99.95 %)."""
     return days * 24 * 60 * (1.0 - objective_ratio)
+
+
+# -- ratio SLOs and synthetic data (operations plans: Sloth-style SLOs, promtool tests) ------
+REQUESTS_METRIC = "http_requests_total"
+DURATION_METRIC = "http_request_duration_seconds"
+QUANTILES = {"latency_p50": 0.50, "latency_p90": 0.90, "latency_p95": 0.95, "latency_p99": 0.99}
+
+
+def _le(threshold: float) -> str:
+    """Matcher for the bucket at ``threshold`` whichever way the client library spells it
+    (Go: ``le="2"``, Python: ``le="2.0"``)."""
+    t = f"{threshold:g}"
+    alts = [t] if "." in t or "e" in t else [t, t + ".0"]
+    return 'le=~"' + "|".join(a.replace(".", "\\\\.") for a in alts) + '"'
+
+
+def bad_ratio(sli: str, window: str = "$window", selector: str = "", threshold: float | None = None) -> str:
+    """PromQL of the share of *bad* events of a ratio SLO on ``sli``: failed requests
+    for ``availability``/``error_ratio``; requests slower than ``threshold`` for a
+    latency SLI ("p95 <= 500 ms" is "at least 95 % of requests take <= 500 ms")."""
+    name = canonical(sli)
+    if name in ("availability", "error_ratio"):
+        return promql("error_ratio", window, selector)
+    if name in QUANTILES:
+        if threshold is None:
+            raise ValueError(f"a ratio SLO on {name} needs the latency threshold")
+        sel_le = _matchers(selector, _le(threshold))
+        sel = _matchers(selector, "")
+        return (f"(1 - (sum(rate({DURATION_METRIC}_bucket{sel_le}[{window}])) / "
+                f"sum(rate({DURATION_METRIC}_count{sel}[{window}]))))")
+    raise KeyError(f"{name} is not a ratio SLI (use availability, error_ratio or latency_pNN with a threshold)")
+
+
+def synthetic_series(sli: str, value: float, selector: str = "", per_second: float = 100.0,
+                     threshold: float | None = None) -> list[tuple[str, float]]:
+    """Counter series (selector, increase per second) under which ``sli`` reads ``value``:
+    the input of a ``promtool test rules`` case. For ``bad_ratio`` of a latency SLO pass
+    ``threshold``: ``value`` is then the share of requests slower than it."""
+    name = canonical(sli)
+    sel = selector.strip().strip("{}").strip()
+    join = (lambda extra: "{" + ",".join(p for p in (sel, extra) if p) + "}")
+    if name in ("availability", "error_ratio"):
+        bad = (1.0 - value) if name == "availability" else value
+        return [(REQUESTS_METRIC + join('status="500"'), per_second * bad),
+                (REQUESTS_METRIC + join('status="200"'), per_second * (1.0 - bad))]
+    if name in QUANTILES:
+        if threshold is not None:  # value = share slower than threshold
+            le = f"{threshold:g}"
+            return [(f"{DURATION_METRIC}_bucket" + join(f'le="{le}"'), per_second * (1.0 - value)),
+                    (f"{DURATION_METRIC}_bucket" + join('le="+Inf"'), per_second),
+                    (f"{DURATION_METRIC}_count" + join(""), per_second),
+                    (REQUESTS_METRIC + join('status="200"'), per_second)]
+        # every observation in one bucket (0, value/q]: histogram_quantile(q) reads value
+        upper = value / QUANTILES[name]
+        return [(f"{DURATION_METRIC}_bucket" + join(f'le="{upper:g}"'), per_second),
+                (f"{DURATION_METRIC}_bucket" + join('le="+Inf"'), per_second),
+                (f"{DURATION_METRIC}_count" + join(""), per_second),
+                (REQUESTS_METRIC + join('status="200"'), per_second)]
+    if name == "throughput":
+        return [(REQUESTS_METRIC + join('status="200"'), value)]
+    raise KeyError(f"no synthetic series for {name}")

@@ -13,12 +13,14 @@ LAB_PLAN = Path(__file__).resolve().parents[2] / "plans" / "lab.yaml"
 
 MINIMAL = """\
 plan: t
-slos:
-  - name: avail
-    sli: availability
-    objective: ">= 99.9%"
-    window: 30d
-    source: {seed: "003", section: "SLO"}
+services:
+  - version: prometheus/v1
+    service: api
+    slos:
+      - name: avail
+        objective: 99.9
+        sli: {plugin: {id: harness/availability}}
+        source: {seed: "003", section: "SLO"}
 alerts:
   - name: Down
     expr: 'up == 0'
@@ -47,7 +49,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_lab_plan_loads_and_every_number_has_a_source():
     plan = load_plan(LAB_PLAN)
     assert default_plan_path() == LAB_PLAN
-    assert plan.slo("api-availability").objective.value == pytest.approx(0.999)
+    assert plan.slo("api-availability").objective == pytest.approx(0.999)
     assert plan.slo("api-availability").source.seed == "003"
     assert plan.slo("api-availability").error_budget_minutes() == pytest.approx(43.2)
     numbers = plan.numbers()
@@ -79,6 +81,7 @@ def test_generated_rules_and_routes():
     am = alertmanager_config(plan, "http://127.0.0.1:9")
     routes = {r["matchers"][0]: r["receiver"] for r in am["route"]["routes"]}
     assert routes == {'severity="critical"': "critical", 'severity="warning"': "warning", 'severity="info"': "info"}
+    assert {r["receiver"] for r in am["route"]["routes"]} == {"critical", "warning", "info"}
     assert am["route"]["repeat_interval"] == "15m"
     hooks = {r["name"]: r["webhook_configs"][0]["url"] for r in am["receivers"]}
     assert hooks["critical"] == "http://127.0.0.1:9/hook/critical"
@@ -91,13 +94,15 @@ def test_minimal_plan(tmp_path):
 
 
 @pytest.mark.parametrize("change, message, line", [
-    (("    source: {seed: \"003\", section: \"SLO\"}\n", ""), "every number needs a 'source", 3),
-    (("severity: critical", "severity: urgent"), "severity must be one of critical, warning, info", 12),
-    (("seed: \"003\", section: \"SLO\"", "seed: \"009\", section: \"SLO\""), "source seed must be one of", 7),
-    (("objective: \">= 99.9%\"", "objective: \"lots\""), "objective: expected a comparison", 5),
-    (("    window: 30d\n", "    window: 30d\n    colour: red\n"), "unknown key 'colour'", 7),
-    (("expr: 'up == 0'", "expr: 'up > 42'"), "numbers in expr need a source", 10),
-    (("    info: {receiver: info}\n", ""), "no route for info", 21),
+    (("        source: {seed: \"003\", section: \"SLO\"}\n", ""), "every number needs a 'source", 6),
+    (("severity: critical", "severity: urgent"), "unknown severity 'urgent'", 14),
+    (("seed: \"003\", section: \"SLO\"", "seed: \"009\", section: \"SLO\""), "source seed must be one of", 9),
+    (("objective: 99.9", "objective: \"<= 500ms\""), "objective must be a ratio", 7),
+    (("objective: 99.9", "objective: 250"), "objective must be a ratio", 7),
+    (("        sli: {plugin", "        colour: red\n        sli: {plugin"), "unknown key 'colour'", 8),
+    (("expr: 'up == 0'", "expr: 'up > 42'"), "numbers in expr need a source", 12),
+    (("    for: 5s\n", ""), "has no 'for'", 11),
+    (("    info: {receiver: info}\n", ""), "no route for info", 23),
 ])
 def test_bad_plans_name_file_and_line(tmp_path, change, message, line):
     path = write(tmp_path, MINIMAL.replace(*change))
