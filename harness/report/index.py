@@ -62,7 +62,10 @@ def collect(reports_dir: Path) -> list[dict[str, Any]]:
         if not jp.is_file():
             continue
         try:
-            runs.append(run_summary(json.loads(jp.read_text()), d))
+            journal = json.loads(jp.read_text())
+            if isinstance(journal, dict) and journal.get("kind") == "drill":
+                continue  # restore drills have their own section (harness.report.drill)
+            runs.append(run_summary(journal, d))
         except Exception as exc:  # noqa: BLE001 - one bad journal must not hide the others
             log.warning("skipping %s in the index: %s", jp, exc)
             runs.append({"dir": d.name, "run_id": d.name, "experiment": "(unreadable journal)", "title": str(exc),
@@ -182,13 +185,22 @@ def index_html(reports_dir: Path, plotly_js: str) -> str:
              + "".join(run_rows) + "</table></section>") if run_rows else '<section><p class="note">No runs yet.</p></section>'
     n = len(runs)
     ok = sum(1 for r in runs if r["status"] == "passed")
+    from harness.report.drill import drill_history_html
+
+    try:
+        drills, drill_figs = drill_history_html(reports_dir)
+    except Exception as exc:  # noqa: BLE001 - the index must always be written
+        log.warning("drill history could not be rendered: %s", exc)
+        drills, drill_figs = "", False
+    if drills and not runs:
+        table = ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Resilience runs · {ok}/{n} passed</title>
 <style>{CSS}{INDEX_CSS}</style>
-<script type="text/javascript">{plotly_js if figs else ""}</script>
+<script type="text/javascript">{plotly_js if figs or drill_figs else ""}</script>
 </head><body>
 <header class="hero"><h1>Resilience runs</h1><p>{n} run{"s" if n != 1 else ""} of {len(exps)} experiment{"s" if len(exps) != 1 else ""}
  in {esc(reports_dir.resolve())} · {ok} passed · generated {esc(fmt_epoch(datetime.now(timezone.utc).timestamp()))}</p></header>
-<main>{per_exp}{trends}{table}</main></body></html>
+<main>{per_exp}{trends}{drills}{table}</main></body></html>
 """

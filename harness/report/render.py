@@ -69,11 +69,21 @@ def _write(path: Path, text: str) -> None:
 def render_report(journal: dict[str, Any], run_dir_name: str | None = None) -> str:
     from harness.report.page import report_html
 
+    if isinstance(journal, dict) and journal.get("kind") == "drill":
+        from harness.report.drill import drill_report_html
+
+        return drill_report_html(journal, plotly_js())
+
     return report_html(RunView(journal, run_dir_name), plotly_js())
 
 
 def render_summary(journal: dict[str, Any], run_dir_name: str | None = None) -> str:
     from harness.report.markdown import summary_md
+
+    if isinstance(journal, dict) and journal.get("kind") == "drill":
+        from harness.report.drill import drill_summary_md
+
+        return drill_summary_md(journal)
 
     return summary_md(RunView(journal, run_dir_name), REPORT_NAME)
 
