@@ -265,10 +265,12 @@ class DrillRun:
         rel = _rel(self.plan_file)
 
         def target(name: str, value: Any, override: float | None) -> Target:
+            from harness.drills.backups import _dur
+
             if override is not None:
-                return Target(override, format_duration(override), "command line")
+                return Target(override, _dur(override), "command line")
             if value != "plan":
-                return Target(float(value), format_duration(float(value)), f"drill file {_rel(str(d.path))}")
+                return Target(float(value), _dur(float(value)), f"drill file {_rel(str(d.path))}")
             num = getattr(policy, name, None) if policy else None
             if num is None:
                 raise EnvironmentNotReady(f"targets.{name}: plan, but the plan ({rel or 'none found'}) has no "

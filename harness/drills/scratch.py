@@ -180,7 +180,7 @@ def cleanup_leftovers(include_live: bool = False) -> list[str]:
             f.unlink(missing_ok=True)
             continue
         owner = int(data.get("owner", 0))
-        if owner and psutil.pid_exists(owner) and owner != os.getpid() and not include_live:
+        if owner and psutil.pid_exists(owner) and not include_live:
             continue
         left = teardown_record(data)
         if not left:
