@@ -179,7 +179,7 @@ class DrillRun:
 
     # -- lifecycle ----------------------------------------------------------------------
     def execute(self) -> DrillResult:
-        from harness.faults.journal import RunLock
+        from harness.engine.lock import RunLock
 
         started = time.time()
         lock = RunLock()
@@ -497,7 +497,7 @@ class DrillRun:
             except dbclient.DbError as exc:
                 how = f"source unreadable: {exc}"
         try:
-            newest_restored = restored.newest(table, col, before=point) if restored.table_exists(table) else None
+            newest_restored = restored.newest(table, col) if restored.table_exists(table) else None
         except dbclient.DbError:
             newest_restored = None
         tgt = self.rpo_target
