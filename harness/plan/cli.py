@@ -197,14 +197,14 @@ def test_cmd(files, rules_files, am_file, as_json) -> None:
     """Run each plan's expectations through `promtool test rules` (each alert fires above
     its threshold after its `for`, not before, and not below it) and `amtool config routes
     test` (each severity reaches the plan's receivers). Exit 1 on any failure."""
-    from harness.plan.promtest import test_plan
+    from harness.plan.promtest import run_plan_tests
 
     code = 0
     for f in _files(files):
         p = _load(f)
         if not as_json:
             console.print(f"[bold]{p.name}[/bold] ({f})")
-        results = test_plan(p, rules_files=list(rules_files) or None, am_file=am_file)
+        results = run_plan_tests(p, rules_files=list(rules_files) or None, am_file=am_file)
         code |= _print_results(results, as_json, f"plan test {p.name}")
     sys.exit(code)
 

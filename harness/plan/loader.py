@@ -430,7 +430,7 @@ def _indicator(r: Reader, item: CommentedMap, selector: str) -> Indicator:
     if test is not None:
         if not isinstance(test, CommentedMap):
             r.fail(ind, "test", "test must be {series: [{series, kind}], fire: N, quiet: N}")
-        r.known_keys(test, {"series", "fire", "quiet"}, "an indicator test")
+        r.known_keys(test, {"series", "fire", "quiet"}, "an indicator test (series: [{series, kind, value}])")
         out = []
         for j, s_ in enumerate(_seq(r, test, "series")):
             if not isinstance(s_, CommentedMap) or "series" not in s_:
@@ -438,7 +438,8 @@ def _indicator(r: Reader, item: CommentedMap, selector: str) -> Indicator:
             k = str(s_.get("kind", "gauge"))
             if k not in ("gauge", "counter"):
                 r.fail(s_, "kind", "kind must be gauge or counter")
-            out.append((str(s_["series"]), k))
+            fixed = s_.get("value")
+            out.append((str(s_["series"]), k, None if fixed is None else float(fixed)))
         series = tuple(out)
         try:
             fire = float(test["fire"]) if "fire" in test else None

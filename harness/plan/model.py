@@ -126,7 +126,7 @@ class Indicator:
     bad: str = ""
     total: str = ""
     expr: str = ""
-    test_series: tuple[tuple[str, str], ...] = ()  # (selector, gauge|counter) for kind expr
+    test_series: tuple[tuple[str, str, float | None], ...] = ()  # (selector, gauge|counter, fixed value)
     test_fire: float | None = None
     test_quiet: float | None = None
 
