@@ -313,11 +313,13 @@ def check_rules(plan: Plan, rule_files: list[str], skip: dict[str, set[str]] | N
         for a in plan.alerts:
             if only is not None and a.name not in only:
                 continue
-            cs = [c for c in cases_for(a, fast, live_for.get(a.name)) if c.kind not in skip.get(a.name, set())]
+            all_cases = cases_for(a, fast, live_for.get(a.name))
+            if not all_cases:
+                out.append(Result(a.name, True, "not testable: a raw expr without a test block (or a raw SLI)",
+                                  str(a.source), "fires", skipped=True))
+                continue
+            cs = [c for c in all_cases if c.kind not in skip.get(a.name, set())]
             if not cs:
-                if not skip.get(a.name):
-                    out.append(Result(a.name, True, "not testable: a raw expr without a test block (or a raw SLI)",
-                                      str(a.source), "fires", skipped=True))
                 continue
             ok, _ = run_promtool(rf, cs, work)
             if ok:
