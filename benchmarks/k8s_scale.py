@@ -144,7 +144,7 @@ def wait_all_ready(apps, ns: str, pods: int, timeout: float = 1800, stall: float
 def bench_size(nodes_per_zone: int, pods: int, name: str, keep: bool) -> dict:
     from kubernetes import client, config
 
-    from harness.faults import kubernetes as kfaults
+    from harness.targets.kubernetes import nodeops as kfaults
     from harness.targets.kubernetes import KubernetesTarget
 
     print(f"\n== 3 x {nodes_per_zone} nodes, {pods} pods ==", flush=True)

@@ -208,17 +208,28 @@ def list_(directory) -> None:
 
 @cli.command()
 def faults() -> None:
-    """The fault catalogue: kinds, parameters, and what each verifies."""
-    from harness.checks.catalogue import CATALOGUE as CHECKS
-    from harness.faults.catalogue import CATALOGUE as FAULTS
+    """The fault catalogue: kinds, parameters, what each verifies, and which target
+    implements it (plugins included)."""
+    from harness.catalogue import check_kinds, fault_kinds
+    from harness.targets import registry, target_class
 
-    for title, cat in (("Faults (method: - fault: KIND ...)", FAULTS), ("Expectations (expect: - KIND: {...})", CHECKS)):
-        table = Table("kind", "parameters", "what", title=title, show_lines=True)
+    kinds = registry.targets()
+    impl = {(t, w): registry.implementations(t, w) for t in kinds for w in ("fault", "check")}
+    for title, cat, what in (("Faults (method: - fault: KIND ...)", fault_kinds(), "fault"),
+                             ("Expectations (expect: - KIND: {...})", check_kinds(), "check")):
+        table = Table("kind", *kinds, "parameters", "what", title=title, show_lines=True)
         for k in cat.values():
             params = ", ".join(f"{p}{'*' if p in k.required else ''}" for p in k.params)
-            table.add_row(k.name, params, k.summary)
+            where = []
+            for t in kinds:
+                cls = impl[(t, what)].get(k.name)
+                builtin = cls is not None and cls.__module__.startswith(f"harness.targets.{t}.")
+                where.append("[green]yes[/green]" if builtin else f"[cyan]{cls.__module__}[/cyan]" if cls else "-")
+            table.add_row(k.name, *where, params, k.summary)
         console.print(table)
-    console.print("[dim]* required[/dim]")
+    console.print("[dim]* required; a module name: implemented by a plugin[/dim]")
+    for name, error in registry.PLUGIN_ERRORS.items():
+        err.print(f"[red]plugin {name} could not be loaded:[/red] {error}")
 
 
 @cli.command("load-worker")
@@ -260,7 +271,8 @@ def cleanup(forget: bool) -> None:
     A fault whose target is gone (the lab was taken down, a local test-bed cluster
     deleted) is dropped with a note. Exit code 5 if something could not be reverted.
     """
-    from harness.faults.journal import RunLock, forget as forget_all, pending, recover
+    from harness.engine.journal import forget as forget_all, pending, recover
+    from harness.engine.lock import RunLock
 
     lock = RunLock()
     holder = lock.holder_pid()
@@ -293,7 +305,7 @@ def cleanup(forget: bool) -> None:
 @cli.command()
 def stop() -> None:
     """Emergency stop: interrupt the running experiment (it reverts every fault)."""
-    from harness.faults.journal import RunLock
+    from harness.engine.lock import RunLock
 
     pid = RunLock().holder_pid()
     if not pid:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import HarnessError, InvalidInput
+from harness.errors import ExperimentFailed, HarnessError, InvalidInput
 
 _SESSION: dict[str, Any] = {}
 
@@ -37,6 +37,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lab-subnet", dest="harness_lab_subnet", default="10.79.0")
     group.addoption("--report-dir", dest="harness_report_dir", default="reports",
                     help="where experiment items write journals and reports")
+
+
+def pytest_addhooks(pluginmanager) -> None:
+    from harness import pytest_hooks
+
+    pluginmanager.add_hookspecs(pytest_hooks)
+
+
+_TARGETS: dict[str, object] = {}
+
+
+def session_target(config: pytest.Config, spec: str):
+    """A non-lab target for experiment items, made ready once per session (through the
+    ``pytest_harness_prepare_target`` hook) and resolved once."""
+    from harness.targets import resolve_target
+
+    if spec not in _TARGETS:
+        config.hook.pytest_harness_prepare_target(config=config, spec=spec)
+        _TARGETS[spec] = resolve_target(spec)
+    return _TARGETS[spec]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -122,7 +142,9 @@ class ExperimentFile(pytest.File):
         yield ExperimentItem.from_parent(self, name=self.path.stem)
 
 
-class ExperimentFailure(Exception):
+class ExperimentFailure(ExperimentFailed):
+    """An experiment item's verdict was not 'passed': its reasons, for the CI page."""
+
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
@@ -140,8 +162,16 @@ class ExperimentItem(pytest.Item):
         except InvalidInput as exc:
             self.load_error = exc
             return
-        target = self.experiment.target or ""
-        self.add_marker("k8s" if ("k8s" in target or "kube" in target) else "lab")
+        from harness.targets import target_class, target_kind_of
+
+        spec = self.config.getoption("harness_target") or self.experiment.target
+        try:
+            marker = target_class(target_kind_of(spec)).marker
+        except HarnessError as exc:
+            self.load_error = InvalidInput(f"{self.path}: target: {exc}")
+            return
+        if marker:
+            self.add_marker(marker)  # the target picks its marker: lab, k8s, ...
         for tag in self.experiment.tags:
             if tag in ("soak",):
                 self.add_marker(tag)
@@ -159,9 +189,7 @@ class ExperimentItem(pytest.Item):
             lab = session_lab(self.config)
             target = resolve_target("lab", lab.cfg.run_dir)
         else:
-            from harness.pytest_plugin_k8s import ensure_target_ready
-
-            target = ensure_target_ready(self.config, spec)
+            target = session_target(self.config, spec)
         # Wait for the run lock rather than fail when a test holds it (never several at once).
         result = Run(exp, target, report_dir=self.config.getoption("harness_report_dir"), lock_wait=600).execute()
         self.user_properties.append(("verdict", result.verdict.status))

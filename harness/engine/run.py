@@ -39,7 +39,8 @@ from harness.errors import (
     SourceUnavailable,
 )
 from harness.experiment.model import Experiment, Slo, SloSet, Step
-from harness.faults.journal import FaultJournal, RunLock, recover
+from harness.engine.journal import FaultJournal, recover
+from harness.engine.lock import RunLock
 from harness.load.generator import LoadGenerator
 from harness.quantities import render_value
 from harness.sli.prometheus import Prometheus

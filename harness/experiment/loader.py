@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 
-from harness.checks.catalogue import CATALOGUE as CHECKS
+from harness.catalogue import check_kinds, fault_kinds
 from harness.errors import InvalidInput, Problem
 from harness.experiment.model import (
     AbortCondition,
@@ -23,7 +23,6 @@ from harness.experiment.model import (
 )
 from harness.experiment.schema import PAUSE_STEP, check_schema, experiment_schema, fault_step_schema
 from harness.experiment.yamlsafe import Positions, load_document, position
-from harness.faults.catalogue import CATALOGUE as FAULTS
 from harness.load.generator import LoadSpec
 from harness.quantities import parse_objective, parse_seconds
 from harness.experiment.model import GuardBounds
@@ -114,6 +113,7 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     data, positions = load_document(path)
     c = _Collector(str(path), positions)
+    FAULTS, CHECKS = fault_kinds(), check_kinds()  # built in and from plugins
     if not isinstance(data, dict):
         raise InvalidInput([Problem(str(path), 1, 1, "an experiment is a mapping (title:, method:, ...)")])
     c.schema(data, experiment_schema())

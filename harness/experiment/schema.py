@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.catalogue import CATALOGUE as CHECKS
-from harness.faults.catalogue import CATALOGUE as FAULTS
+from harness.catalogue import check_kinds, fault_kinds
 from harness.sli.client import CLIENT_SLIS
 
 DURATION = {"type": ["string", "number"], "description": "a duration: 30s, 500ms, 2m"}
@@ -107,6 +106,7 @@ CTK_ACTIVITY = {
 
 
 def experiment_schema() -> dict[str, Any]:
+    FAULTS, CHECKS = fault_kinds(), check_kinds()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "resilience harness experiment",

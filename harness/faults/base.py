@@ -1,6 +1,6 @@
 """What every fault is: prepared, journaled, injected, reverted.
 
-The life of a fault, driven by :class:`harness.faults.journal.FaultJournal`:
+The life of a fault, driven by :class:`harness.engine.journal.FaultJournal`:
 
 1. ``prepare()`` decides everything needed to act *and to undo* (victims, names,
    previous values) without touching the system, and returns it as JSON-able state.

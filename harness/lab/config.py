@@ -14,16 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import EnvironmentNotReady
-
-
-def state_root() -> Path:
-    """Root of the harness's machine-wide state (journals, lock, labs)."""
-    env = os.environ.get("HARNESS_STATE_DIR")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/var/lib/resilience-harness")
-    return Path.home() / ".local" / "state" / "resilience-harness"
+from harness.state import state_root
 
 
 @dataclass

@@ -6,7 +6,7 @@
 
 The proxies listen on the bridge address so that every zone namespace reaches them.
 Faults add toxics (latency, jitter...) with names that the fault journal records, so
-that a revert removes exactly those (:mod:`harness.faults.lab_network`). Toxiproxy
+that a revert removes exactly those (:mod:`harness.targets.lab.faults.network_latency`). Toxiproxy
 keeps no state across restarts: a restart loses every toxic, and ``lab up`` recreates
 the proxies.
 """

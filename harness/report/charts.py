@@ -388,7 +388,7 @@ def _group_of(key: str) -> str:
     return re.split(r"[._]", key, maxsplit=1)[0]
 
 
-# The lab encodes the DB role per member as a number for charts (harness.targets.lab):
+# The lab encodes the DB role per member as a number for charts (harness.targets.lab.target):
 # shown as named states, one lane per member.
 ROLE_KEY = re.compile(r"(^|[._])(db_)?role([._]|$)")
 ROLE_CODES = {2: "primary", 1: "replica", 0: "not serving"}

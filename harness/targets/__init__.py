@@ -2,23 +2,44 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import InvalidInput
-from harness.targets.base import Target
+if TYPE_CHECKING:
+    from harness.targets.base import Target
+
+
+#: target kind -> "module:Class" (a new target is one package under harness/targets/)
+TARGET_KINDS = {
+    "lab": "harness.targets.lab:LabTarget",
+    "kubernetes": "harness.targets.kubernetes:KubernetesTarget",
+}
+
+
+def target_class(kind: str | None) -> type[Target]:
+    if kind not in TARGET_KINDS:
+        raise InvalidInput(f"unknown target kind {kind!r} (known: {', '.join(TARGET_KINDS)})")
+    import importlib
+
+    module, cls = TARGET_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def target_from_description(description: dict[str, Any]) -> Target:
-    kind = description.get("kind")
-    if kind == "lab":
-        from harness.targets.lab import LabTarget
+    return target_class(description.get("kind")).from_description(description)
 
-        return LabTarget.from_description(description)
-    if kind == "kubernetes":
-        from harness.targets.kubernetes import KubernetesTarget
 
-        return KubernetesTarget.from_description(description)
-    raise InvalidInput(f"unknown target kind {kind!r} (known: lab, kubernetes)")
+def target_kind_of(spec: str | None) -> str:
+    """The kind a target spec names, without connecting to anything (for markers)."""
+    if spec in (None, "", "lab"):
+        return "lab"
+    from harness.experiment.yamlsafe import load_document
+
+    path = Path(spec)
+    if not path.exists():
+        raise InvalidInput(f"target {spec!r}: neither 'lab' nor an existing target file")
+    data, _ = load_document(path)
+    return str(data.get("kind")) if isinstance(data, dict) else ""
 
 
 def target_gone(description: dict[str, Any]) -> str | None:

@@ -5,7 +5,7 @@ If the test bed cannot be built or started, every k8s test FAILS with the build'
 output: these tests are never skipped silently.
 
 The test bed is shared with the experiments in experiments/k8s (one cluster per
-session, see harness/k8s_testbed.py); every test works in a namespace of its own.
+session, see tests/support/k8s_testbed.py); every test works in a namespace of its own.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def k8s_testbed(request):
-    """The session's test bed (harness.k8s_testbed: built if needed, started once,
+    """The session's test bed (tests.support.k8s_testbed: built if needed, started once,
     stopped at the end of the session) and clients for it."""
     try:
         import chaosk8s  # noqa: F401
@@ -32,7 +32,7 @@ def k8s_testbed(request):
         pytest.fail(f"the k8s tests need kubernetes and chaostoolkit-kubernetes: {exc}", pytrace=False)
     from kubernetes import client, config
 
-    from harness.k8s_testbed import session_testbed
+    from tests.support.k8s_testbed import session_testbed
     from harness.targets.kubernetes import KubernetesTarget
 
     info = session_testbed(request.config)

@@ -14,7 +14,7 @@ import pytest
 
 from harness.checks.base import RunClock
 from harness.errors import FaultError
-from harness.faults.kubernetes import NOT_READY_LABEL, USAGE_CPU_ANNOTATION, DrainBlocked
+from harness.targets.kubernetes.k8sutil import NOT_READY_LABEL, USAGE_CPU_ANNOTATION, DrainBlocked
 
 from k8s_support import (
     REPO,
@@ -392,7 +392,7 @@ def test_revert_from_journaled_state_in_fresh_process(k8s_testbed, ns):
         else:
             assert all((p.metadata.annotations or {}).get(USAGE_CPU_ANNOTATION) == "900m" for p in _live(pods_of(tb, ns, "web")))
             # the process "crashes": its follower thread dies with it
-            from harness.faults.kubernetes import _FOLLOWERS
+            from harness.targets.kubernetes.faults.cpu_stress import _FOLLOWERS
 
             _FOLLOWERS.pop(state["token"]).set()
         problems = _revert_in_new_process(target, kind, params, state)

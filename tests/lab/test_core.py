@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.faults.journal import pending
+from harness.engine.journal import pending
 from harness.lab import network
 
 from .conftest import CASES, ROOT, policy, wait_replicas_ready

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults.journal import RunLock, pending
+from harness.engine.journal import pending
+from harness.engine.lock import RunLock
 from harness.lab.config import LabConfig
 from harness.lab.lab import Lab
 

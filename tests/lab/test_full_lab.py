@@ -416,7 +416,7 @@ def test_crash_in_async_mode_reports_lost_writes(full_lab, target):
     finally:
         uncut()
         db.set_synchronous(cfg, True)
-    from harness.checks.lab_db import read_acks
+    from harness.targets.lab.checks.db import read_acks
 
     acked_while_cut = [i for i, t in read_acks(cfg.root, since=cut_at, until=cut_at + 2.0)]
     print(f"\nasync crash of {old} after 2 s without replication: {writes.summary} "

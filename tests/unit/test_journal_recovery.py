@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from harness.faults import journal
+from harness.engine import journal
 from harness.lab.config import LabConfig
 
 

@@ -6,11 +6,13 @@ from harness.checks.base import Check, CheckResult
 from harness.engine.run import Run
 from harness.experiment.loader import load_experiment
 from harness.faults.base import Fault
+from harness.targets import registry
 from harness.targets.base import Target
 
 INJECTED: list = []
 
 
+@registry.fault("fake")
 class Boom(Fault):
     kind = "zone-loss"
 
@@ -21,6 +23,7 @@ class Boom(Fault):
         pass
 
 
+@registry.check("fake")
 class StillFiring(Check):
     kind = "alert-fires"
 
@@ -33,8 +36,6 @@ class StillFiring(Check):
 
 class FakeTarget(Target):
     kind = "fake"
-    faults = {"zone-loss": Boom}
-    checks = {"alert-fires": StillFiring}
 
     def describe(self):
         return {"kind": "fake"}

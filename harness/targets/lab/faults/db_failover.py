@@ -23,8 +23,10 @@ import urllib.request
 from harness.errors import FaultError, InvalidInput
 from harness.faults.base import Fault, State
 from harness.lab import db
+from harness.targets import registry
 
 
+@registry.fault("lab")
 class LabDbFailover(Fault):
     kind = "db-failover"
 
@@ -111,6 +113,3 @@ class LabDbFailover(Fault):
             if why is not None:
                 problems.append(f"member {db.member_name(zone)} is {why}")
         return problems
-
-
-FAULTS = [LabDbFailover]

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from harness.checks.base import Check, CheckResult, RunClock, unverified
 from harness.lab.alerting import active_alerts, load_lab_plan, notifications
 from harness.quantities import format_duration, parse_duration
+from harness.targets import registry
 
 POLL = 0.25
 
@@ -106,6 +107,7 @@ class _PlanAlertCheck(Check):
         return []
 
 
+@registry.check("lab")
 class LabAlertFires(_PlanAlertCheck):
     kind = "alert-fires"
 
@@ -242,6 +244,7 @@ class LabAlertFires(_PlanAlertCheck):
             measured, evidence)
 
 
+@registry.check("lab")
 class LabAlertSilent(_PlanAlertCheck):
     kind = "alert-silent"
 
@@ -303,6 +306,3 @@ class LabAlertSilent(_PlanAlertCheck):
         return CheckResult(self.kind, True,
                            f"alert {name} stayed silent for {format_duration(measured['watched_s'])}",
                            measured, evidence)
-
-
-CHECKS = [LabAlertFires, LabAlertSilent]

@@ -10,9 +10,11 @@ import psutil
 
 from harness.errors import FaultError
 from harness.faults.base import Fault, State
+from harness.targets import registry
 
 
-class PodKill(Fault):
+@registry.fault("lab")
+class LabPodKill(Fault):
     """SIGKILL replica processes chosen by label. The orchestrator restarts them (as a
     ReplicaSet would), so revert has nothing to undo; it only waits for nothing."""
 
@@ -69,6 +71,3 @@ class PodKill(Fault):
         sel = ",".join(f"{k}={v}" for k, v in (self.params.get("selector") or {}).items())
         n = f"{self.params['percent']}%" if "percent" in self.params else str(self.params.get("count", 1))
         return f"pod-kill {sel} count={n}"
-
-
-FAULTS = [PodKill]

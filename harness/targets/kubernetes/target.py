@@ -4,9 +4,9 @@ Safety first: a context must be on the target's ``allowed-contexts`` list, or th
 target refuses (:class:`harness.errors.TargetRefused`) before it makes a single API
 call, so an experiment can never touch a cluster nobody meant (production) by accident.
 
-Faults (``harness.faults.kubernetes``) go through chaostoolkit-kubernetes where it has
+Faults (``harness/targets/kubernetes/faults/``) go through chaostoolkit-kubernetes where it has
 the action and through the kubernetes client otherwise; checks
-(``harness.checks.kubernetes``) read Deployments, pods, nodes and autoscaling/v2 HPAs.
+(``harness/targets/kubernetes/checks/``) read Deployments, pods, nodes and autoscaling/v2 HPAs.
 Pod and Service IPs are never contacted: only the API server.
 
 Target file keys (see docs/kubernetes.md)::
@@ -90,8 +90,7 @@ def label_selector_from_spec(spec: dict[str, Any] | None) -> str:
 
 class KubernetesTarget(Target):
     kind = "kubernetes"
-    faults: dict = {}  # filled at the bottom of this module
-    checks: dict = {}
+    marker = "k8s"
 
     def __init__(
         self,
@@ -482,9 +481,3 @@ def pod_is_serving(pod: dict, ready_nodes: set[str] | None) -> bool:
     if ready_nodes is None:
         return True
     return (pod.get("spec") or {}).get("nodeName") in ready_nodes
-
-
-# The fault and check modules register themselves in KubernetesTarget.faults/.checks
-# when imported; importing them here makes the target complete whichever is imported first.
-import harness.checks.kubernetes  # noqa: E402,F401
-import harness.faults.kubernetes  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """Expectations an experiment may name under ``expect:``, with their parameters."""
 from __future__ import annotations
 
-from harness.faults.catalogue import DURATION, SELECTOR, FaultKind as CheckKind
+from harness.catalogue.faults import DURATION, SELECTOR, FaultKind as CheckKind
 
 CATALOGUE: dict[str, CheckKind] = {
     k.name: k

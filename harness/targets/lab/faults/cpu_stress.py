@@ -5,6 +5,7 @@ import urllib.request
 
 from harness.errors import FaultError
 from harness.faults.base import Fault, State
+from harness.targets import registry
 
 
 def _burn(addr: str, millicores: int) -> None:
@@ -12,7 +13,8 @@ def _burn(addr: str, millicores: int) -> None:
     urllib.request.urlopen(req, timeout=2).read()
 
 
-class CpuStress(Fault):
+@registry.fault("lab")
+class LabCpuStress(Fault):
     """Each selected replica burns ``millicores`` of CPU (or ``percent`` of its CPU
     request) until reverted, like stress-ng inside a container. Replicas started
     later (by scale-out) are not stressed, as with StressChaos on selected pods."""
@@ -50,6 +52,3 @@ class CpuStress(Fault):
     def describe(self) -> str:
         amount = f"{self.params['millicores']}m" if "millicores" in self.params else f"{self.params.get('percent', 100)}%"
         return f"cpu-stress {amount}"
-
-
-FAULTS = [CpuStress]

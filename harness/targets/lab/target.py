@@ -1,37 +1,24 @@
 """The local lab as a target: faults and checks act on real processes and namespaces.
 
-Fault and check implementations are discovered from the modules
-``harness/faults/lab_*.py`` (``FAULTS = [...]``) and ``harness/checks/lab_*.py``
-(``CHECKS = [...]``), so that each lives beside its kind of mechanism.
+Its faults are the modules of ``harness/targets/lab/faults/`` and its checks those of
+``harness/targets/lab/checks/``, each registered with ``@registry.fault("lab")`` /
+``@registry.check("lab")`` (see :mod:`harness.targets.registry`).
 """
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 import urllib.request
 from typing import Any
 
-import harness.checks
-import harness.faults
 from harness.errors import EnvironmentNotReady
 from harness.lab.config import LabConfig
 from harness.lab.lab import Lab
 from harness.targets.base import Target
 
 
-def _discover(package, prefix: str, attr: str) -> dict[str, type]:
-    found: dict[str, type] = {}
-    for mod in pkgutil.iter_modules(package.__path__):
-        if mod.name.startswith(prefix):
-            module = importlib.import_module(f"{package.__name__}.{mod.name}")
-            for cls in getattr(module, attr, []):
-                found[cls.kind] = cls
-    return found
-
-
 class LabTarget(Target):
     kind = "lab"
+    marker = "lab"
     #: the lab's health and metrics endpoints are route="other": not what users call
     request_selector = 'route!="other"'
 
@@ -42,20 +29,8 @@ class LabTarget(Target):
         self.alertmanager_url = cfg.alertmanager_url if any(c.name == "alertmanager" for c in self.lab.extra) else None
         self.load_host = cfg.load_host
 
-    # discovered once per process
-    faults = {}  # type: ignore[assignment]
-    checks = {}  # type: ignore[assignment]
-
-    @classmethod
-    def _load_registry(cls) -> None:
-        if not cls.faults:
-            cls.faults = _discover(harness.faults, "lab_", "FAULTS")
-        if not cls.checks:
-            cls.checks = _discover(harness.checks, "lab_", "CHECKS")
-
     @classmethod
     def open(cls, run_dir: str | None = None) -> "LabTarget":
-        cls._load_registry()
         return cls(Lab.open(run_dir).cfg)
 
     @classmethod
@@ -65,7 +40,6 @@ class LabTarget(Target):
         try:
             return cls.open(run_dir)
         except EnvironmentNotReady:
-            cls._load_registry()
             return cls(LabConfig())
 
     def describe(self) -> dict[str, Any]:
@@ -74,14 +48,6 @@ class LabTarget(Target):
     @classmethod
     def from_description(cls, description: dict[str, Any]) -> "LabTarget":
         return cls.open(description["run_dir"])
-
-    def fault(self, kind, params):
-        self._load_registry()
-        return super().fault(kind, params)
-
-    def check(self, kind, params):
-        self._load_registry()
-        return super().check(kind, params)
 
     def preflight(self) -> None:
         bad = [h for h in self.lab.status() if not h.ok]

@@ -7,8 +7,10 @@ from __future__ import annotations
 from harness.errors import FaultError, InvalidInput
 from harness.faults.base import Fault, State
 from harness.lab.dependency import Dependency
+from harness.targets import registry
 
 
+@registry.fault("lab")
 class LabDependencyDown(Fault):
     kind = "dependency-down"
 
@@ -33,6 +35,3 @@ class LabDependencyDown(Fault):
 
     def verify_reverted(self, state: State) -> list[str]:
         return [] if Dependency(self.target.cfg).ok() else ["the dependency is not answering"]
-
-
-FAULTS = [LabDependencyDown]

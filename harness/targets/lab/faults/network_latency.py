@@ -25,10 +25,12 @@ from harness.errors import FaultError, InvalidInput
 from harness.faults.base import Fault, State
 from harness.lab.toxiproxy import TOXIC_PREFIX, Client
 from harness.quantities import parse_duration
+from harness.targets import registry
 
 LINKS = ("db", "dependency")
 
 
+@registry.fault("lab")
 class LabNetworkLatency(Fault):
     kind = "network-latency"
 
@@ -127,6 +129,3 @@ def measure_link_latency(cfg, link: str, samples: int = 5) -> float:
                 s.recv(1)
         out.append(time.perf_counter() - t0)
     return statistics.median(out)
-
-
-FAULTS = [LabNetworkLatency]

@@ -6,9 +6,11 @@ import time
 from harness.checks.base import Check, CheckResult, RunClock
 from harness.checks.replicas import ReplicaJudge
 from harness.quantities import parse_duration
+from harness.targets import registry
 
 
-class Recovers(Check):
+@registry.check("lab")
+class LabRecovers(Check):
     """All desired replicas ready and every one of them UP in HAProxy again, within
     ``within`` of the fault's injection (``from: inject``) or revert (default).
 
@@ -70,7 +72,8 @@ class Recovers(Check):
             time.sleep(0.2)
 
 
-class Replicas(Check):
+@registry.check("lab")
+class LabReplicas(Check):
     """Autoscaling as the plan says, judged as on every target (harness/checks/replicas.py):
     ready replicas reach ``at-least`` within ``within`` of the injection, desired never
     above ``at-most`` nor under ``never-below``, and after the revert desired and ready
@@ -103,6 +106,3 @@ class Replicas(Check):
                 break
             clock.stop.wait(0.5)
         return judge.result()
-
-
-CHECKS = [Recovers, Replicas]

@@ -4,9 +4,11 @@ from __future__ import annotations
 from harness.errors import FaultError
 from harness.faults.base import Fault, State
 from harness.lab import network
+from harness.targets import registry
 
 
-class ZoneLoss(Fault):
+@registry.fault("lab")
+class LabZoneLoss(Fault):
     """Every process in the zone (api replicas, DB member, etcd member) becomes
     unreachable at once. ``zone`` is a zone name or a role: ``db-primary``,
     ``db-sync-standby`` or ``db-replica`` (the zone holding it now). ``blackhole`` drops packets (peers hang until their
@@ -85,6 +87,3 @@ class ZoneLoss(Fault):
     def verify_reverted(self, state: State) -> list[str]:
         status = network.zone_status(self.target.cfg, state["zone"])
         return [] if status in ("up", "missing") else [f"zone {state['zone']} still {status}"]
-
-
-FAULTS = [ZoneLoss]

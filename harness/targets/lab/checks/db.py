@@ -28,6 +28,7 @@ from pathlib import Path
 from harness.checks.base import Check, CheckResult, RunClock
 from harness.lab import db
 from harness.quantities import format_duration, parse_duration
+from harness.targets import registry
 
 PROBE_EVERY = 0.1
 SAMPLE_EVERY = 0.25
@@ -185,6 +186,7 @@ def _leader(cfg) -> str | None:
     return None
 
 
+@registry.check("lab")
 class LabWritesResume(Check):
     kind = "writes-resume"
 
@@ -314,6 +316,7 @@ class LabWritesResume(Check):
         return CheckResult(self.kind, ok, "; ".join(parts), measured)
 
 
+@registry.check("lab")
 class LabDbQuorum(Check):
     kind = "db-quorum"
 
@@ -422,6 +425,3 @@ class LabDbQuorum(Check):
             f"one primary throughout (primaries: {' -> '.join(seen) or 'none'}; longest without one "
             f"{format_duration(longest_no_primary)}); etcd kept its quorum"
             + (f" (leader election took {format_duration(no_leader_s)})" if no_leader_s else ""), measured)
-
-
-CHECKS = [LabWritesResume, LabDbQuorum]

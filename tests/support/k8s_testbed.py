@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.errors import EnvironmentNotReady
+
+REPO = Path(__file__).resolve().parents[2]
 TESTBED_DIR = REPO / "tools" / "k8s-testbed"
 DEMO_WORKLOADS = TESTBED_DIR / "workloads" / "demo.yaml"
 DEMO_NAMESPACE = "rh-demo"
 DEFAULT_CLUSTER = "rh-testbed"
 
 
-class TestbedError(RuntimeError):
+class TestbedError(EnvironmentNotReady):
     """A test-bed script failed; the message carries its output."""
 
 

@@ -1,0 +1,1 @@
+"""The lab's checks: one module per kind of mechanism, each registered with ``@registry.check("lab")``."""
