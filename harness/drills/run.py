@@ -152,6 +152,7 @@ class DrillRun:
         self.source_slo_source = ""
         self.plan_file = ""
         self.load_series: list[dict[str, Any]] = []
+        self.timings: dict[str, float] = {}  # parts of steps (database ready, service start)
         self.workdir = ""
         self.rto: dict[str, Any] = {}
 
@@ -374,11 +375,14 @@ class DrillRun:
         # 4. start the restored database and the application
         with self.step("start") as st:
             pg.start(timeout=max(10.0, d.timeout - (time.time() - self.t0)))
+            self.timings["database_ready"] = time.time() - st.start
             restore_point = self._restore_point(pg, recovery, target_time, b)
             st.detail = f"PostgreSQL on 127.0.0.1:{port} accepts writes (promoted)"
             smoke_url = None
             if d.checks.smoke:
+                t_service = time.time()
                 smoke_url = self._start_service(pg)
+                self.timings["service_start"] = time.time() - t_service
                 st.detail += f"; sample service replica at {smoke_url}"
         # 5. verify
         with self.step("verify") as st:
@@ -779,6 +783,7 @@ class DrillRun:
                        if b else ({"reason": self.choice.reason, "candidates": self.choice.candidates}
                                   if self.choice else None)),
             "restore_command": self.restore_command,
+            "timings": self.timings,
             "steps": [s.to_dict(self.t0 or started) for s in self.steps],
             "rto": self.rto,
             "rpo": self.rpo or {"seconds": None, "target": self.rpo_target.seconds if self.rpo_target else None,
