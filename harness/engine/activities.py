@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 
-from harness.engine import context
+from harness.engine import context, hypothesis
 
 
 def _ours(func):
@@ -34,19 +34,19 @@ def _ours(func):
 def slo_holds(index: int) -> bool:
     """Steady-state probe: SLO ``index`` holds (before: over the steady-state window;
     after: over the recovery window)."""
-    return context.current().probe_slo(index)
+    return hypothesis.probe_slo(context.current(), index)
 
 
 @_ours
 def held_under_fault() -> bool:
     """After the method: every SLO held while faults were active (trivially true before)."""
-    return context.current().probe_under_fault()
+    return hypothesis.probe_under_fault(context.current())
 
 
 @_ours
 def expectations_met() -> bool:
     """After the method: every expectation (alerts, recovery, scaling...) passed."""
-    return context.current().probe_expectations()
+    return hypothesis.probe_expectations(context.current())
 
 
 @_ours
@@ -67,7 +67,7 @@ def hold(seconds: float) -> str:
 
 @_ours
 def await_recovery() -> str:
-    return context.current().await_recovery()
+    return hypothesis.await_recovery(context.current())
 
 
 @_ours

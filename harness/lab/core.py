@@ -10,6 +10,7 @@ import yaml
 from harness.lab import network, procs
 from harness.lab.component import Component, Health
 from harness.lab.config import LabConfig
+from harness.sli.vocabulary import recording_rules
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -180,27 +181,18 @@ frontend stats
         return [{"job_name": "haproxy", "static_configs": [{"targets": [f"127.0.0.1:{self.cfg.port('lb-stats')}"]}]}]
 
 
+#: the sample service labels its health and metrics endpoints route="other": what
+#: users never call stays out of every SLI (the lab target uses the same selector)
+USER_REQUESTS = 'route!="other"'
+
 SLI_RULES = {
     "groups": [
         {
             "name": "sli",
             "interval": "1s",
             "rules": [
-                # SPEC §4 queries, at 5m (for alerts and budgets) and 30s (for experiments).
-                *[
-                    r
-                    for w in ("5m", "30s")
-                    for r in (
-                        {"record": f"sli:availability:ratio_rate{w}",
-                         "expr": f'sum(rate(http_requests_total{{route!="other",status!~"5.."}}[{w}])) / sum(rate(http_requests_total{{route!="other"}}[{w}]))'},
-                        {"record": f"sli:error:ratio_rate{w}",
-                         "expr": f'sum(rate(http_requests_total{{route!="other",status=~"5.."}}[{w}])) / sum(rate(http_requests_total{{route!="other"}}[{w}]))'},
-                        {"record": f"sli:latency_p95:seconds_rate{w}",
-                         "expr": f"histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[{w}])) by (le))"},
-                        {"record": f"sli:latency_p99:seconds_rate{w}",
-                         "expr": f"histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket[{w}])) by (le))"},
-                    )
-                ],
+                # SPEC §4 queries from the one vocabulary, at 5m (alerts, budgets) and 30s (experiments).
+                *recording_rules(USER_REQUESTS),
                 # The load balancer's view also counts requests no replica ever saw.
                 {"record": "sli:lb_error:ratio_rate30s",
                  "expr": 'sum(rate(haproxy_frontend_http_responses_total{proxy="api",code="5xx"}[30s])) / sum(rate(haproxy_frontend_http_responses_total{proxy="api"}[30s]))'},

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from harness.quantities import parse_objective
+from harness.sli.vocabulary import error_budget
 
 PHASE_ORDER = ("steady-state", "under-fault", "recovery")
 PHASE_NAMES = {"steady-state": "steady state (before)", "under-fault": "under fault", "recovery": "recovery (after)"}
@@ -124,27 +126,17 @@ def measure_label(key: str) -> str:
     return " ".join(w.upper() if w.lower() in ("mttd", "mttr", "rto", "rpo") else w for w in words)
 
 
-def parse_ratio_objective(text: Any) -> float | None:
-    """'>= 99.9%' -> 0.999; '>= 0.99' -> 0.99; None when it is not a ratio bound from below."""
-    if not isinstance(text, str):
+def slo_objective(slo: dict) -> tuple[str, float, str] | None:
+    """(op, value in base units, unit) of an SLO result: the numbers the run kept
+    (``objective_op``/``objective_value``/``unit``); journals written before they were
+    kept are read with the one objective parser (harness.quantities)."""
+    if slo.get("objective_value") is not None and slo.get("objective_op"):
+        return str(slo["objective_op"]), float(slo["objective_value"]), str(slo.get("unit") or "number")
+    try:
+        o = parse_objective(slo.get("objective"))
+    except ValueError:
         return None
-    m = re.match(r"^\s*(>=|>|==)?\s*(\d+(?:\.\d+)?)\s*(%)?\s*$", text)
-    if not m:
-        return None
-    v = float(m.group(2))
-    if m.group(3) or v > 1:
-        v /= 100.0
-    return v if 0 < v <= 1 else None
-
-
-def parse_seconds_objective(text: Any) -> float | None:
-    """'< 500ms' -> 0.5 (seconds); None otherwise."""
-    if not isinstance(text, str):
-        return None
-    m = re.match(r"^\s*(<=|<|==)?\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*$", text)
-    if not m:
-        return None
-    return float(m.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(3)]
+    return o.op, o.value, o.unit
 
 
 @dataclass
@@ -345,20 +337,22 @@ class RunView:
         return req, fail, to
 
     def availability_objective(self) -> float | None:
-        objs = [parse_ratio_objective(s.get("objective")) for s in self.slos
-                if str(s.get("sli") or s.get("label") or "").startswith("availability")]
-        objs = [o for o in objs if o is not None]
+        objs = []
+        for s in self.slos:
+            o = slo_objective(s)
+            if str(s.get("sli") or s.get("label") or "").startswith("availability") and o \
+                    and o[0] in (">=", ">", "==") and o[2] == "ratio":
+                objs.append(o[1])
         return max(objs) if objs else None
 
     def latency_objectives(self) -> dict[str, float]:
         """{'p99': 0.5} from SLOs such as latency_p99 < 500ms."""
         out: dict[str, float] = {}
         for s in self.slos:
-            sli = str(s.get("sli") or "")
-            m = re.match(r"latency_(p\d+)", sli)
-            v = parse_seconds_objective(s.get("objective"))
-            if m and v is not None:
-                out[m.group(1)] = min(v, out.get(m.group(1), v))
+            m = re.match(r"latency_(p\d+)", str(s.get("sli") or ""))
+            o = slo_objective(s)
+            if m and o and o[2] == "seconds" and o[0] in ("<", "<=", "=="):
+                out[m.group(1)] = min(o[1], out.get(m.group(1), o[1]))
         return out
 
     def budget(self) -> dict[str, Any]:
@@ -372,9 +366,9 @@ class RunView:
                                "fault_requests": freq, "fault_failed": ffail,
                                "allowed": None, "burnt": None}
         if obj is not None and req:
-            allowed = req * (1.0 - obj)
-            out["allowed"] = allowed
-            out["burnt"] = (fail / allowed) if allowed > 0 else (0.0 if fail == 0 else math.inf)
+            b = error_budget(obj, good=req - fail, total=req)  # the one error-budget function
+            out["allowed"] = b["allowed"]
+            out["burnt"] = b["share"] if b["share"] is not None else (0.0 if fail == 0 else math.inf)
         return out
 
     def worst_second(self, windows: list[Window] | None = None) -> dict[str, Any]:

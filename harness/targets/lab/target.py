@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.errors import EnvironmentNotReady
 from harness.lab.config import LabConfig
+from harness.lab.core import USER_REQUESTS
 from harness.lab.lab import Lab
 from harness.targets.base import Target
 
@@ -20,7 +21,7 @@ class LabTarget(Target):
     kind = "lab"
     marker = "lab"
     #: the lab's health and metrics endpoints are route="other": not what users call
-    request_selector = 'route!="other"'
+    request_selector = USER_REQUESTS
 
     def __init__(self, cfg: LabConfig):
         self.cfg = cfg
