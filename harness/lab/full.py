@@ -28,7 +28,7 @@ def components(cfg: LabConfig) -> list[Component]:
     out: list[Component] = [AlertRules(cfg)]
     if cfg.with_db:
         from harness.lab.backup import Backup
-        from harness.lab.db import DbReplicas, Etcd, Patroni
+        from harness.lab.db_components import DbReplicas, Etcd, Patroni
 
         out += [Etcd(cfg), Patroni(cfg)]
     out += [Dependency(cfg), Toxiproxy(cfg), Webhook(cfg), Alertmanager(cfg)]
