@@ -85,13 +85,17 @@ class FaultError(HarnessError):
     exit_code = 5
 
 
-# Documented exit codes (README "Exit codes"); the CLI is the only user.
+# The one exit-code table: the CLI's help and the README's table are this (a test
+# compares them), and every verdict and exception maps into it.
 EXIT_CODES = {
     0: "passed",
-    1: "failed: the system did not hold the hypothesis",
+    1: "failed: the system did not hold the hypothesis (or was not in steady state)",
     2: "invalid input: nothing was run",
     3: "environment not ready or target refused: nothing was injected",
-    4: "aborted: an abort condition tripped or the run was interrupted",
+    4: "aborted: an abort condition tripped, or the guard went blind",
     5: "a fault could not be injected or reverted (run `harness cleanup`)",
-    130: "interrupted by Ctrl-C (faults reverted)",
+    130: "interrupted by Ctrl-C or SIGTERM (faults reverted)",
 }
+
+#: verdict status -> exit code
+VERDICT_EXIT = {"passed": 0, "failed": 1, "not-steady": 1, "aborted": 4, "interrupted": 130, "error": 5}

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.checks.base import CheckResult
+from harness.errors import VERDICT_EXIT
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        return {"passed": 0, "failed": 1, "not-steady": 1, "aborted": 4, "interrupted": 130, "error": 5}[self.status]
+        return VERDICT_EXIT[self.status]
 
 
 @dataclass
