@@ -1,9 +1,5 @@
-"""The ``harness`` command. Only this module prints and chooses exit codes.
-
-Exit codes: 0 passed; 1 failed (hypothesis did not hold); 2 invalid input (nothing
-run); 3 environment not ready / target refused (nothing injected); 4 aborted by an
-abort condition; 5 a fault could not be injected or reverted; 130 interrupted.
-"""
+"""The ``harness`` command. Only this module prints and chooses exit codes
+(the table: :data:`harness.errors.EXIT_CODES`)."""
 from __future__ import annotations
 
 import faulthandler
