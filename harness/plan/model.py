@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, time as dtime
 from typing import Any
 
-from harness.quantities import Objective
 
 DEFAULT_SEVERITIES = ("critical", "warning", "info")
 SEVERITIES = DEFAULT_SEVERITIES  # kept for callers of the lab plan; a plan may declare its own
