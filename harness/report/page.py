@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import plotly.graph_objects as go
 
-from harness.report import charts
+from harness.report import charts, charts_system
 from harness.report.view import (
     PHASE_NAMES, RunView, as_dict, compact, dicts, fmt_duration, fmt_epoch,
     fmt_int, fmt_measured, fmt_pct, measure_label, num, pretty_key,
@@ -233,7 +233,7 @@ def alerts_section(view: RunView) -> str:
     if not view.has_alerts():
         return ('<section id="alerts"><h2>Alerts</h2><p class="note">This experiment checks no alert, and no alert '
                 'event was recorded.</p></section>')
-    fig = charts.alert_timeline(view)
+    fig = charts_system.alert_timeline(view)
     chart = f'<div class="chart">{fig_html(fig, "chart-alerts")}</div>' if fig is not None else ""
     rows = []
     for c in view.alert_checks():

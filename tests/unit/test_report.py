@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import charts
+from harness.report import charts, charts_system
 from harness.report.render import render_report, render_summary, write_index, write_reports
 from harness.report.view import STATUS_COLOURS, RunView
 
@@ -221,7 +221,7 @@ def test_alert_timeline_when_alerts_are_recorded(htmls, journals):
     assert 'id="chart-alerts"' in htmls["failed"]
     assert 'id="chart-alerts"' not in htmls["passed"]
     assert "checks no alert" in htmls["passed"]
-    fig = charts.alert_timeline(RunView(journals["failed"]))
+    fig = charts_system.alert_timeline(RunView(journals["failed"]))
     bars = {(tr.name, round(tr.base[0], 1)) for tr in fig.data if tr.type == "bar"}
     h = journals["failed"]["harness"]
     inj = h["faults"][0]["injected_at"] - h["started_at"]
@@ -400,7 +400,7 @@ def test_alert_check_times_relative_to_the_injection_reach_the_alert_timeline(jo
                                                 "notified_after_s": 5.5, "polls": 12}})
     view = RunView(j)
     inj = j["harness"]["faults"][0]["injected_at"] - j["harness"]["started_at"]
-    fig = charts.alert_timeline(view)
+    fig = charts_system.alert_timeline(view)
     bars = [(tr.name, tr.base[0]) for tr in fig.data if tr.type == "bar"]
     points = [(tr.name, tr.x[0]) for tr in fig.data if tr.type == "scatter"]
     assert bars == [("firing", pytest.approx(inj + 4.0))]
