@@ -207,7 +207,7 @@ def faults() -> None:
     """The fault catalogue: kinds, parameters, what each verifies, and which target
     implements it (plugins included)."""
     from harness.catalogue import check_kinds, fault_kinds
-    from harness.targets import registry, target_class
+    from harness.targets import registry
 
     kinds = registry.targets()
     impl = {(t, w): registry.implementations(t, w) for t in kinds for w in ("fault", "check")}

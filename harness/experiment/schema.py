@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.catalogue import check_kinds, fault_kinds
-from harness.sli.client import CLIENT_SLIS
+from harness.sli.vocabulary import CLIENT_SLIS
 
 DURATION = {"type": ["string", "number"], "description": "a duration: 30s, 500ms, 2m"}
 OBJECTIVE = {"type": "string", "description": "a comparison: '>= 99%', '< 500ms', '<= 0.1%'"}

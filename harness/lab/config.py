@@ -9,7 +9,6 @@ Two labs on one machine are possible with another prefix, subnet, ports and run 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 

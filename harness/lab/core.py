@@ -43,7 +43,7 @@ class Zones(Component):
         return out
 
 
-class Orchestrator(Component):
+class OrchestratorComponent(Component):
     """Runs the api replicas (the lab's ReplicaSet + HPA)."""
 
     name = "orchestrator"
@@ -202,7 +202,7 @@ SLI_RULES = {
 }
 
 
-class Prometheus(Component):
+class PrometheusServer(Component):
     name = "prometheus"
 
     def __init__(self, cfg: LabConfig, jobs: list[dict] | None = None, alertmanager: bool = False):

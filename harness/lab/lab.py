@@ -15,7 +15,7 @@ from harness.errors import EnvironmentNotReady
 from harness.lab import network, procs, sh
 from harness.lab.component import Component, Health
 from harness.lab.config import LabConfig, default_run_dir
-from harness.lab.core import HAProxy, Orchestrator, Prometheus, Zones
+from harness.lab.core import HAProxy, OrchestratorComponent, PrometheusServer, Zones
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,10 @@ class Lab:
         self.zones = Zones(cfg)
         self.extra = extra_components(cfg)
         self.haproxy = HAProxy(cfg)
-        self.orchestrator = Orchestrator(cfg)
+        self.orchestrator = OrchestratorComponent(cfg)
         jobs = [j for c in [*self.extra, self.haproxy, self.orchestrator] for j in c.prometheus_jobs()]
         has_am = any(c.name == "alertmanager" for c in self.extra)
-        self.prometheus = Prometheus(cfg, jobs, alertmanager=has_am)
+        self.prometheus = PrometheusServer(cfg, jobs, alertmanager=has_am)
 
     @classmethod
     def open(cls, run_dir: str | Path | None = None) -> "Lab":

@@ -22,7 +22,6 @@ from __future__ import annotations
 from gevent import monkey  # noqa: E402  (locust does this too; be explicit and first)
 
 monkey.patch_all()
-import locust  # noqa: E402,F401
 from locust.env import Environment  # noqa: E402
 from locust.util.load_locustfile import load_locustfile  # noqa: E402
 # isort: on

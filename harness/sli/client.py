@@ -70,7 +70,6 @@ class WindowStats:
         return getattr(self, name)
 
 
-from harness.sli.vocabulary import CLIENT_SLIS  # noqa: E402,F401  (the one list of SLI names)
 
 
 #: a gap this long between two records of a 0.1 s stream means the generator itself
