@@ -212,8 +212,15 @@ class DrillRun:
                 else:
                     self.status = "not-ready"
                     self.reasons.append(str(exc))
+            except dbclient.DbError as exc:
+                self.fail(f"database: {exc}")
             except InvalidInput:
                 raise
+            except Exception as exc:  # noqa: BLE001 - a drill ends with a verdict, never a traceback
+                import traceback
+
+                self.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+                self.event("error", traceback.format_exc(limit=8))
             finally:
                 self._teardown()
                 if self.load is not None:
@@ -387,7 +394,11 @@ class DrillRun:
         # 5. verify
         with self.step("verify") as st:
             restored = dbclient.connect(pg.url())
-            source = dbclient.connect(self._source_dsn())
+            try:
+                source = dbclient.connect(self._source_dsn())
+            except dbclient.DbError as exc:
+                restored.close()
+                raise dbclient.DbError(f"the source database (the lab's primary through HAProxy): {exc}") from None
             try:
                 self._sabotage(restored)
                 point = target_time if recovery == "time" else self.t0
