@@ -46,6 +46,27 @@ def pytest_addhooks(pluginmanager) -> None:
 
 
 _TARGETS: dict[str, object] = {}
+_REGISTERED_TAGS: set[str] = set()
+
+
+def verdict_properties(result) -> list[tuple[str, str]]:
+    """What a CI page shows of a run (JUnit ``<properties>`` via ``--junitxml``): the
+    verdict, every SLO per phase and every expectation with its numbers, recovery, abort."""
+    props = [("verdict", result.verdict.status), ("exit_code", str(result.verdict.exit_code))]
+    for reason in result.verdict.reasons:
+        props.append(("reason", reason))
+    for r in result.slo_results:
+        props.append((f"slo {r.phase}: {r.label}", f"{'held' if r.passed else 'BROKEN'} {r.rendered}"))
+    for c in result.checks:
+        props.append((f"check {c.kind}", ("met: " if c.passed else "NOT MET: ") + c.summary))
+    if result.recovery and result.recovery.get("seconds") is not None:
+        props.append(("recovery_seconds", f"{result.recovery['seconds']:g}"))
+    if result.abort:
+        props.append(("abort", str(result.abort.get("message"))))
+    props.append(("journal", str(result.journal_path)))
+    if result.report_path:
+        props.append(("report", str(result.report_path)))
+    return props
 
 
 def session_target(config: pytest.Config, spec: str):
@@ -172,9 +193,12 @@ class ExperimentItem(pytest.Item):
             return
         if marker:
             self.add_marker(marker)  # the target picks its marker: lab, k8s, ...
+        # Tags are pytest markers: `pytest -m nightly`, `-m "zone-loss and not slow"`.
         for tag in self.experiment.tags:
-            if tag in ("soak",):
-                self.add_marker(tag)
+            if tag not in _REGISTERED_TAGS:
+                self.config.addinivalue_line("markers", f"{tag}: experiments tagged '{tag}'")
+                _REGISTERED_TAGS.add(tag)
+            self.add_marker(tag)
 
     def runtest(self) -> None:
         if self.load_error:
@@ -192,10 +216,7 @@ class ExperimentItem(pytest.Item):
             target = session_target(self.config, spec)
         # Wait for the run lock rather than fail when a test holds it (never several at once).
         result = Run(exp, target, report_dir=self.config.getoption("harness_report_dir"), lock_wait=600).execute()
-        self.user_properties.append(("verdict", result.verdict.status))
-        self.user_properties.append(("journal", result.journal_path))
-        if result.report_path:
-            self.user_properties.append(("report", result.report_path))
+        self.user_properties.extend(verdict_properties(result))
         if not result.verdict.passed:
             lines = [f"verdict: {result.verdict.status}"] + [f"  {r}" for r in result.verdict.reasons]
             lines.append(f"  journal: {result.journal_path}")

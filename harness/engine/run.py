@@ -336,12 +336,12 @@ class Run:
                 entry = self.journal.revert(fault_id)
         finally:
             self._critical -= 1
-        if self.interrupted:
-            raise KeyboardInterrupt
         if entry:
             self._mark_reverted(entry)
         if not self.journal.live:
             self._all_reverted()
+        if self.interrupted:  # a Ctrl-C that waited for this revert: stop now
+            raise KeyboardInterrupt
         return "reverted"
 
     def _mark_reverted(self, entry) -> None:

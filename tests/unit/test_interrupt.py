@@ -15,6 +15,8 @@ import pytest
 
 from harness.engine.run import Run
 from harness.experiment.loader import load_experiment
+from harness.faults.base import Fault
+from harness.targets import registry
 
 from .support import NoTarget
 
@@ -70,3 +72,47 @@ def test_a_lost_keyboard_interrupt_still_stops_the_run(long_pause, monkeypatch):
     holds = _holds(result)
     assert holds and holds[0].get("output") != "held 600s", holds  # it did not wait the pause out
     assert any(e.get("kind") == "interrupted" for e in result.events)
+
+
+REVERTS: list[str] = []
+
+
+@registry.fault("slow-revert")
+class SlowRevert(Fault):
+    """A fault whose revert takes a while: Ctrl-C / `harness stop` lands in the middle."""
+
+    kind = "zone-loss"
+
+    def inject(self, state):
+        REVERTS.append("injected")
+
+    def revert(self, state):
+        REVERTS.append("revert started")
+        threading.Event().wait(1.0)
+        REVERTS.append("revert finished")
+
+
+class SlowRevertTarget(NoTarget):
+    kind = "slow-revert"
+
+
+def test_ctrl_c_during_a_revert_lets_the_revert_finish(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
+    REVERTS.clear()
+    p = tmp_path / "e.yaml"
+    p.write_text("title: interrupted while reverting\nmethod:\n"
+                 "  - {fault: zone-loss, zone: a, duration: 0.5s}\n  - {pause: 600s}\n"
+                 "abort-when: [{elapsed: '> 10m'}]\n")
+    run = Run(load_experiment(p), SlowRevertTarget(), report_dir=tmp_path)
+
+    def send():
+        while "revert started" not in REVERTS:
+            threading.Event().wait(0.01)
+        os.kill(os.getpid(), signal.SIGINT)  # what `harness stop` sends
+
+    threading.Thread(target=send, daemon=True).start()
+    result = run.execute()
+    assert REVERTS == ["injected", "revert started", "revert finished"]  # not cut in half, not twice
+    assert result.verdict.status == "interrupted", result.verdict.reasons
+    assert not run.journal.live
+    assert result.faults[0]["reverted_at"] is not None
