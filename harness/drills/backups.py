@@ -131,7 +131,7 @@ def choose(backups: list[BackupInfo], pick: str = "latest", *, window: float | N
                                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} "
                                    f"(oldest ends {time.strftime('%H:%M:%S', time.localtime(oldest.stop))})", at)
         b = max(before, key=lambda b: b.stop)
-        return Choice(b, len(before), f"newest backup that finished before the point in time", at)
+        return Choice(b, len(before), "newest backup that finished before the point in time", at)
     if pick == "random":
         b = (rng or random.SystemRandom()).choice(pool)
         return Choice(b, len(pool), f"chosen uniformly at random among {len(pool)} {what}"

@@ -19,7 +19,7 @@ from harness.errors import InvalidInput, Problem
 from harness.experiment.yamlsafe import Positions, load_document, position
 from harness.load.generator import LoadSpec
 from harness.quantities import parse_duration, parse_objective
-from harness.sli.client import CLIENT_SLIS
+from harness.sli.vocabulary import CLIENT_SLIS
 
 TOP = {
     "title": "one line: what the drill proves",

@@ -64,7 +64,7 @@ class BackupChoice:
 
 
 @dataclass(frozen=True)
-class Target:
+class DrillTarget:
     """An RTO or RPO target: seconds, and where it came from (plan or drill file)."""
 
     seconds: float | None

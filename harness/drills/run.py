@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +34,7 @@ from typing import Any, Callable
 from harness.drills import dbclient
 from harness.drills.backups import Choice, Repository, choose, list_backups
 from harness.drills.loader import parse_point
-from harness.drills.model import Drill, Target
+from harness.drills.model import Drill, DrillTarget
 from harness.drills.scratch import DrillStepFailed, Scratch, ScratchPostgres, cleanup_leftovers, kill_tree
 from harness.errors import EnvironmentNotReady, HarnessError, InvalidInput
 from harness.quantities import Objective, format_duration, render_value
@@ -59,7 +59,7 @@ EXIT = {"passed": 0, "failed": 1, "invalid": 2, "not-ready": 3, "interrupted": 1
 
 
 @dataclass
-class Step:
+class DrillStep:
     name: str
     start: float
     end: float | None = None
@@ -130,7 +130,7 @@ class DrillRun:
         self.env = dict(env or {})
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_id = f"{stamp}-drill-{drill.name}"
-        self.steps: list[Step] = []
+        self.steps: list[DrillStep] = []
         self.checks: list[CheckOutcome] = []
         self.events: list[dict[str, Any]] = []
         self.reasons: list[str] = []
@@ -146,8 +146,8 @@ class DrillRun:
         self.services: list[subprocess.Popen] = []
         self.restore_command = ""
         self.left: list[str] = []
-        self.rto_target: Target | None = None
-        self.rpo_target: Target | None = None
+        self.rto_target: DrillTarget | None = None
+        self.rpo_target: DrillTarget | None = None
         self.source_slos: dict[str, Objective] = {}
         self.source_slo_source = ""
         self.plan_file = ""
@@ -272,18 +272,18 @@ class DrillRun:
         policy = getattr(plan, "backup", None) if plan else None
         rel = _rel(self.plan_file)
 
-        def target(name: str, value: Any, override: float | None) -> Target:
+        def target(name: str, value: Any, override: float | None) -> DrillTarget:
             from harness.drills.backups import _dur
 
             if override is not None:
-                return Target(override, _dur(override), "command line")
+                return DrillTarget(override, _dur(override), "command line")
             if value != "plan":
-                return Target(float(value), _dur(float(value)), f"drill file {_rel(str(d.path))}")
+                return DrillTarget(float(value), _dur(float(value)), f"drill file {_rel(str(d.path))}")
             num = getattr(policy, name, None) if policy else None
             if num is None:
                 raise EnvironmentNotReady(f"targets.{name}: plan, but the plan ({rel or 'none found'}) has no "
                                           f"backup {name}: give one in the drill file")
-            return Target(float(num.value), str(getattr(num, "text", "") or format_duration(float(num.value))),
+            return DrillTarget(float(num.value), str(getattr(num, "text", "") or format_duration(float(num.value))),
                           f"plan {rel} ({num.source})")
 
         self.rto_target = target("rto", d.rto, self.rto_override)
@@ -730,7 +730,7 @@ class DrillRun:
         try:
             if self.scratch is None:
                 return
-            st = Step("teardown", time.time())
+            st = DrillStep("teardown", time.time())
             for p in self.services:
                 kill_tree(p.pid, signal.SIGTERM, wait=5)
             self.left = self.scratch.teardown()
@@ -830,9 +830,9 @@ class DrillRun:
 class _StepCtx:
     def __init__(self, run: DrillRun, name: str):
         self.run = run
-        self.step = Step(name, time.time())
+        self.step = DrillStep(name, time.time())
 
-    def __enter__(self) -> Step:
+    def __enter__(self) -> DrillStep:
         self.run.progress("step-start", name=self.step.name, run=self.run)
         return self.step
 

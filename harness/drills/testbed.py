@@ -32,7 +32,7 @@ USER = "drill"
 PASSWORD = "drill"
 
 
-class MariaDb:
+class MariaDbServer:
     def __init__(self, scratch: Scratch, root: Path, port: int, name: str):
         self.scratch = scratch
         self.root = root
@@ -110,8 +110,8 @@ class MariaDbTestBed:
         self.run_id = run_id or f"testbed-{os.getpid()}-{int(time.time() * 1000)}"
         self.scratch: Scratch | None = None
         self.root: Path | None = None
-        self.source: MariaDb | None = None
-        self.target: MariaDb | None = None
+        self.source: MariaDbServer | None = None
+        self.target: MariaDbServer | None = None
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self.writes = 0
@@ -122,8 +122,8 @@ class MariaDbTestBed:
         self.root = Path(tempfile.mkdtemp(prefix="mariadb-testbed-"))
         self.scratch.add_dir(self.root)
         os.chmod(self.root, 0o755)
-        self.source = MariaDb(self.scratch, self.root / "source", self.source_port, "source")
-        self.target = MariaDb(self.scratch, self.root / "scratch", self.scratch_port, "scratch")
+        self.source = MariaDbServer(self.scratch, self.root / "source", self.source_port, "source")
+        self.target = MariaDbServer(self.scratch, self.root / "scratch", self.scratch_port, "scratch")
         self.source.start()
         self.target.start()
         self.source.sql_socket(self.seed_sql.read_text())
