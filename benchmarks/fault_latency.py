@@ -260,7 +260,6 @@ def main() -> None:
         lab.down()
         shutil.rmtree(Path(RUN_DIR).parent, ignore_errors=True)
         print(f"lab up in {lab.up():.1f}s", flush=True)
-    LabTarget._load_registry()
     target = LabTarget(lab.cfg)
     results = {}
     try:

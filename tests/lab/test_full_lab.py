@@ -55,7 +55,6 @@ def full_lab(lab):
 
 @pytest.fixture
 def target(full_lab) -> LabTarget:
-    LabTarget._load_registry()
     return LabTarget(full_lab.cfg)
 
 
