@@ -52,6 +52,10 @@ SUPERUSER_PASSWORD = "harness-super"
 REPLICATION_PASSWORD = "harness-repl"
 APP_USER = APP_PASSWORD = APP_DB = "harness"
 
+#: TCP keepalives of every database connection, server and client side (seconds, count):
+#: a peer lost in a zone cut is found within idle + interval x count = 11 s
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 2, 3
+
 # Patroni timings (see the module docstring).
 TTL = 20
 LOOP_WAIT = 1
@@ -147,7 +151,9 @@ def dsn(cfg: LabConfig, zone: str | None = None, *, via: str = "direct", dbname:
             zone = zone_of(p)
         host, port = cfg.zone_ip(zone), cfg.port("postgres")
     user, password = (APP_USER, APP_PASSWORD) if dbname == APP_DB else ("postgres", SUPERUSER_PASSWORD)
-    return f"host={host} port={port} dbname={dbname} user={user} password={password} connect_timeout=2"
+    return (f"host={host} port={port} dbname={dbname} user={user} password={password} connect_timeout=2 "
+            f"keepalives=1 keepalives_idle={KEEPALIVE_IDLE} keepalives_interval={KEEPALIVE_INTERVAL} "
+            f"keepalives_count={KEEPALIVE_COUNT}")
 
 
 def synchronous(cfg: LabConfig) -> bool | None:

@@ -11,6 +11,9 @@ from harness.lab import procs
 from harness.lab.component import Component, Health
 from harness.lab.install import ensure_patroni
 from harness.lab.db import (
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
     APP_DB,
     APP_PASSWORD,
     APP_USER,
@@ -196,6 +199,13 @@ class Patroni(Component):
                     "logging_collector": "off",
                     "log_min_messages": "warning",
                     "log_line_prefix": "%m [%p] ",
+                    # A peer that vanished during a zone cut (its FIN dropped or rejected)
+                    # is found by TCP keepalives within 5 + 3 x 2 s, instead of the
+                    # kernel's 2 h: otherwise every cut leaves idle backends until
+                    # max_connections runs out.
+                    "tcp_keepalives_idle": KEEPALIVE_IDLE,
+                    "tcp_keepalives_interval": KEEPALIVE_INTERVAL,
+                    "tcp_keepalives_count": KEEPALIVE_COUNT,
                 },
             },
             "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
@@ -311,6 +321,17 @@ listen db-rw
     option tcplog
     timeout client 1h
     timeout server 1h
+    # Keepalives on both sides: a session whose client (Toxiproxy, the service behind
+    # it) or server (a member in a cut zone) died without a word is closed within
+    # seconds, not after the 1 h idle time-out.
+    option clitcpka
+    option srvtcpka
+    clitcpka-idle {KEEPALIVE_IDLE}s
+    clitcpka-intvl {KEEPALIVE_INTERVAL}s
+    clitcpka-cnt {KEEPALIVE_COUNT}
+    srvtcpka-idle {KEEPALIVE_IDLE}s
+    srvtcpka-intvl {KEEPALIVE_INTERVAL}s
+    srvtcpka-cnt {KEEPALIVE_COUNT}
     option httpchk GET /primary
     http-check expect status 200
     default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
