@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.base import CheckResult, RunClock
+from harness.checks.base import CheckResult, RunClock, unverified
 from harness.quantities import format_duration
+
+#: longer than this without a reading of the replica counts, a passing verdict is unprovable
+BLIND_AFTER = 5.0
 
 
 class ReplicaJudge:
@@ -32,12 +35,27 @@ class ReplicaJudge:
         self.problems: list[str] = []
         self.cap_reason: str | None = None
         self.last: dict[str, Any] = {"desired": None, "current": None, "min": None, "max": None}
+        self.reads = self.misses = 0
+        self.read_at: float | None = None
+        self.blind_since: float | None = None
+        self.longest_blind = 0.0
+        self.last_error = ""
 
     def observe(self, now: float, sample: dict[str, Any], clock: RunClock) -> None:
         """One reading: ``desired``, ``current`` (either may be None when unknown) and
         the autoscaler's own ``min``/``max`` when it has them."""
         self.last = sample
         desired, current = sample.get("desired"), sample.get("current")
+        # What the verdict rests on: a stretch without readings makes "never above /
+        # never below" unprovable (fail closed: could not verify).
+        if desired is None:
+            self.misses += 1
+            self.blind_since = self.blind_since if self.blind_since is not None else (self.read_at or self.ref)
+            self.longest_blind = max(self.longest_blind, now - self.blind_since)
+            self.last_error = str(sample.get("error") or self.last_error)
+        else:
+            self.reads += 1
+            self.read_at, self.blind_since = now, None
         ref = self.ref
         if not self.history or (self.history[-1][1], self.history[-1][2]) != (desired, current):
             self.history.append((round(now - ref, 2), desired, current))
@@ -100,8 +118,13 @@ class ReplicaJudge:
             "seconds_to_scale_in": None if self.settled_at is None else round(self.settled_at, 2),
             "history": self.history[-60:],
         }
+        evidence = [f"{self.reads} readings, {self.misses} missed, longest without a reading "
+                    f"{format_duration(self.longest_blind)}" + (f" (last error: {self.last_error})" if self.last_error else "")]
         if problems:
-            return CheckResult(self.kind, False, f"{self.what}: " + "; ".join(problems), measured)
+            return CheckResult(self.kind, False, f"{self.what}: " + "; ".join(problems), measured, evidence)
+        if self.reads == 0 or self.longest_blind > BLIND_AFTER:
+            return unverified(self.kind, f"{self.what}: the replica counts could not be read for "
+                                         f"{format_duration(self.longest_blind)} ({evidence[0]})", measured, evidence)
         parts = [f"{self.what} peaked at {self.peak}"]
         if self.current_reached is not None:
             parts.append(f"reached {self.at_least} after {format_duration(self.current_reached)} (allowed {within})")
@@ -111,4 +134,4 @@ class ReplicaJudge:
             parts.append(f"never above {self.at_most}")
         if self.never_below is not None:
             parts.append(f"never below {self.never_below}")
-        return CheckResult(self.kind, True, ", ".join(parts), measured)
+        return CheckResult(self.kind, True, ", ".join(parts), measured, evidence)

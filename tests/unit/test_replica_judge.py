@@ -59,3 +59,17 @@ def test_bounds_alone_watch_until_the_revert():
     # at-most with no at-least: nothing decides early, the watch lasts until the revert
     res, t = _play([(0, 3, 3), (10, 4, 4), (30, 4, 4), (31, 4, 4)], params={"at-most": 6}, revert_at=30)
     assert res.passed and t == 30
+
+
+def test_bounds_watched_blind_are_could_not_verify():
+    # the counts cannot be read for 10 s in the middle: "never above/below" is unproven
+    samples = [(0, 3, 3)] + [(t, None, None) for t in range(1, 12)] + [(12, 3, 3), (45, 3, 3)]
+    res, _ = _play(samples, params={"at-most": 6, "never-below": 3}, revert_at=40)
+    assert not res.passed and not res.verified
+    assert res.summary.startswith("could not verify") and "11 missed" in res.evidence[0]
+
+
+def test_a_breach_seen_before_going_blind_still_fails_as_a_breach():
+    samples = [(0, 3, 3), (2, 8, 3)] + [(t, None, None) for t in range(3, 15)] + [(45, 3, 3)]
+    res, _ = _play(samples, params={"at-most": 6}, revert_at=40)
+    assert not res.passed and res.verified and "above the maximum 6" in res.summary
