@@ -97,10 +97,32 @@ class Lab:
                 return True
         return False
 
+    #: what the data in the run directory depends on: etcd and Patroni members per zone
+    SHAPE = ("zones", "with_db", "sync_replication", "prefix", "subnet", "port_base")
+
+    def _start_clean_if_reshaped(self, progress: Progress) -> None:
+        """Data left by a lab of another shape (e.g. three zones, now ``--zones a``) would
+        be reused by etcd and Patroni and fail with pages of their logs: nothing of that
+        lab runs (``_claim`` checked), so its run directory is removed and this lab starts
+        clean, saying so in one line."""
+        existing = self.cfg.path("lab.json")
+        if not existing.exists():
+            return
+        old = json.loads(existing.read_text())
+        changed = [k for k in self.SHAPE if k in old and old[k] != getattr(self.cfg, k)]
+        if not changed:
+            return
+        was = ", ".join(f"{k} {old[k]} (now {getattr(self.cfg, k)})" for k in changed)
+        msg = f"the data in {self.cfg.root} was made by a lab of another shape ({was}): starting clean"
+        log.warning(msg)
+        progress(msg)
+        self.purge()
+
     def up(self, progress: Progress = lambda msg: None) -> float:
         """Start everything (idempotent). Returns seconds taken."""
         t0 = time.monotonic()
         self._claim()
+        self._start_clean_if_reshaped(progress)
         for d in ("logs", "pids", "data"):
             self.cfg.path(d).mkdir(parents=True, exist_ok=True)
         self.cfg.save()

@@ -93,3 +93,24 @@ def test_dependency_call_without_timeout_fails_under_5s_of_latency(lab, run_expe
         _restart_replicas_with(lab, dependency_timeout=1.0)
     assert result.verdict.status in ("aborted", "failed"), result.verdict.reasons
     assert "timeout_ratio" in " ".join(result.verdict.reasons)
+
+
+def test_lab_up_with_another_shape_starts_clean(tmp_path, caplog):
+    """A three-zone lab taken down, then `lab up --zones a` on the same run dir: its old
+    etcd/Patroni data would be reused and fail; the lab starts clean and says so."""
+    three = LabConfig(prefix="rhs", subnet="10.84.0", port_base=26500, zones=["a", "b", "c"],
+                      run_dir=str(tmp_path / "lab"))
+    one = LabConfig(prefix="rhs", subnet="10.84.0", port_base=26500, zones=["a"], replicas=1, max_replicas=1,
+                    run_dir=str(tmp_path / "lab"))
+    try:
+        Lab(three).up()
+        assert Lab(three).down() == []
+        assert (tmp_path / "lab" / "etcd").exists()  # the old members' data is still there
+        with caplog.at_level("WARNING", logger="harness.lab.lab"):
+            Lab(one).up()
+        assert Lab(one).healthy(), [h for h in Lab(one).status() if not h.ok]
+        assert any("another shape" in r.message and "zones ['a', 'b', 'c'] (now ['a'])" in r.message
+                   for r in caplog.records), [r.message for r in caplog.records]
+    finally:
+        Lab(one).down()
+        Lab(three).down()
