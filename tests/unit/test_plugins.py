@@ -4,6 +4,7 @@ up by the catalogue, `harness faults`, validation and the lab target."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _install(tmp_path) -> Path:
-    site = tmp_path / "site"
+    """pip-install the plugin from a copy (a build leaves build/ and egg-info beside it)."""
+    src, site = tmp_path / "src", tmp_path / "site"
+    shutil.copytree(FIXTURE, src)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(FIXTURE)], check=True, capture_output=True, text=True)
+                    "--target", str(site), str(src)], check=True, capture_output=True, text=True)
     return site
 
 
