@@ -37,24 +37,24 @@ def bind(exp: Experiment, target: Target, live: bool = False) -> Binding:
     """Resolve ``exp`` on ``target``; raise InvalidInput listing every problem."""
     problems: list[Problem] = []
     out = Binding()
+
+    def resolve(make, kind: str, params: dict, where: Where | None):
+        """The target's implementation of one step or expectation, or None with its problems."""
+        try:
+            obj = make(kind, params)
+        except InvalidInput as exc:
+            problems.append(_problem(where, exp, str(exc)))
+            return None
+        found = [_problem(where, exp, f"{kind}: {p}") for p in obj.problems()]
+        problems.extend(found)
+        return obj
+
     for i, step in enumerate(exp.method):
-        if step.kind != "fault":
-            continue
-        try:
-            fault = target.fault(step.fault, step.params)
-        except InvalidInput as exc:
-            problems.append(_problem(step.where, exp, str(exc)))
-            continue
-        problems += [_problem(step.where, exp, f"{step.fault}: {p}") for p in fault.problems()]
-        out.faults[i] = fault
+        if step.kind == "fault" and (fault := resolve(target.fault, step.fault, step.params, step.where)):
+            out.faults[i] = fault
     for ex in exp.expect:
-        try:
-            check = target.check(ex.kind, ex.params)
-        except InvalidInput as exc:
-            problems.append(_problem(ex.where, exp, str(exc)))
-            continue
-        problems += [_problem(ex.where, exp, f"{ex.kind}: {p}") for p in check.problems()]
-        out.checks.append(check)
+        if check := resolve(target.check, ex.kind, ex.params, ex.where):
+            out.checks.append(check)
     problems += _observability(exp, target)
     if not problems and live:
         for i, fault in out.faults.items():
