@@ -63,3 +63,31 @@ def test_tags_pick_suites_and_junit_carries_the_verdicts(lab, tmp_path):
     text = failure.get("message", "") + (failure.text or "")
     assert text.startswith("verdict: ") and "Traceback" not in text, text
     assert "journal:" in text
+
+
+def test_verify_runs_the_suite_and_names_what_failed(lab, tmp_path):
+    d = tmp_path / "experiments"
+    d.mkdir()
+    (d / "gate-ok.yaml").write_text(_experiment("pre-release", "true"))
+    (d / "gate-broken.yaml").write_text(_experiment("pre-release, nightly", "false"))
+    (d / "not-in-suite.yaml").write_text(_experiment("nightly", "false"))
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "HARNESS_LAB_DIR": lab.cfg.run_dir, "GITHUB_STEP_SUMMARY": str(tmp_path / "gh.md")}
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "verify", "--suite", "pre-release", "--dir", str(d),
+                          "--report-dir", str(tmp_path / "reports"), "--summary", str(summary)],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "2 item(s)" in out.stdout and "not-in-suite" not in out.stdout
+    assert f"FAILED {d / 'gate-broken.yaml'}" in out.stdout
+    md = summary.read_text()
+    assert "FAILED (1 of 2)" in md and "gate-ok.yaml" in md and "### " + str(d / "gate-broken.yaml") in md
+    assert (tmp_path / "gh.md").read_text() == md  # the CI job page gets the same summary
+    (d / "gate-broken.yaml").unlink()
+    ok = subprocess.run([sys.executable, "-m", "harness.cli", "verify", "--suite", "pre-release", "--dir", str(d),
+                         "--report-dir", str(tmp_path / "reports")],
+                        capture_output=True, text=True, cwd=ROOT, env={**env, "GITHUB_STEP_SUMMARY": ""}, timeout=600)
+    assert ok.returncode == 0, ok.stdout[-3000:]
+    (d / "bad.yaml").write_text("title: t\nmethod: [{fault: nope}]\n")
+    bad = subprocess.run([sys.executable, "-m", "harness.cli", "verify", "--suite", "pre-release", "--dir", str(d)],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert bad.returncode == 2 and "unknown fault 'nope'" in bad.stderr
