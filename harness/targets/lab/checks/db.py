@@ -313,7 +313,14 @@ class LabWritesResume(Check):
             if max_lost is not None and len(lost) > int(max_lost):
                 ok = False
                 parts.append(f"more than the {max_lost} allowed")
-        return CheckResult(self.kind, ok, "; ".join(parts), measured)
+        evidence = [
+            f"write probe over the service's path: {measured['probe_writes']} writes, {o['failures']} failed",
+            f"the replicas' ack logs: {measured['acked_writes']} acknowledged writes",
+            "lost writes counted on the primary after writes resumed" if lost is not None else "lost writes not counted",
+        ]
+        if measured.get("resumed_phase"):
+            evidence.append(f"writes resumed {measured['resumed_phase']}")
+        return CheckResult(self.kind, ok, "; ".join(parts), measured, evidence)
 
 
 @registry.check("lab")
@@ -419,9 +426,11 @@ class LabDbQuorum(Check):
         if within is not None and longest_no_primary > within:
             problems.append(f"no primary for {format_duration(longest_no_primary)} (> {format_duration(within)})")
         if problems:
-            return CheckResult(self.kind, False, "; ".join(problems), measured)
+            return CheckResult(self.kind, False, "; ".join(problems), measured,
+                               [f"{samples} samples of every member's own view and every etcd member's health"])
         return CheckResult(
             self.kind, True,
             f"one primary throughout (primaries: {' -> '.join(seen) or 'none'}; longest without one "
             f"{format_duration(longest_no_primary)}); etcd kept its quorum"
-            + (f" (leader election took {format_duration(no_leader_s)})" if no_leader_s else ""), measured)
+            + (f" (leader election took {format_duration(no_leader_s)})" if no_leader_s else ""), measured,
+            [f"{samples} samples of every member's own view and every etcd member's health"])

@@ -59,7 +59,8 @@ class LabRecovers(Check):
                 took = max(0.0, now - ref)
                 return CheckResult(self.kind, True,
                                    f"recovered {took:.1f}s after the fault's {ref_name} (allowed {within:g}s): {detail}",
-                                   {"recovery_seconds": round(took, 2), "from": ref_name, "within_seconds": within})
+                                   {"recovery_seconds": round(took, 2), "from": ref_name, "within_seconds": within},
+                                   [f"orchestrator /state and HAProxy's backends, every 0.2 s from the fault's {ref_name}"])
             if not ok:
                 saw_unhealthy = True
             if now > deadline or clock.stop.is_set():
