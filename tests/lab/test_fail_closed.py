@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ZONE_CUT = """\
 title: zone b cut while the harness loses a source
-load: {{locustfile: {root}/load/api.py, users: 10, spawn-rate: 10, warmup: 3s}}
-steady-state: {{window: 4s, slo: {{availability: ">= 95%"}}}}
+load: {{locustfile: {root}/load/api.py, users: 10, spawn-rate: 10, warmup: 5s}}
+# the steady state only gates the test (what is under test is the guard): a lenient bar
+# so that the previous test's recovery never makes this one "not steady"
+steady-state: {{window: 5s, slo: {{availability: ">= 80%"}}}}
 under-fault: {{slo: {{}}}}
 method:
   - {{fault: zone-loss, zone: b, mode: refuse, duration: 40s}}
@@ -141,8 +143,8 @@ def test_alert_silent_cannot_pass_while_alertmanager_is_down(lab, target, tmp_pa
     assert pid
     text = f"""\
 title: a benign fault, alert-silent while Alertmanager is frozen
-load: {{locustfile: {ROOT}/load/api.py, users: 5, spawn-rate: 5, warmup: 2s}}
-steady-state: {{window: 3s, slo: {{availability: ">= 95%"}}}}
+load: {{locustfile: {ROOT}/load/api.py, users: 5, spawn-rate: 5, warmup: 5s}}
+steady-state: {{window: 5s, slo: {{availability: ">= 80%"}}}}
 method:
   - {{fault: network-latency, link: dependency, latency: 10ms, duration: 10s}}
 abort-when:

@@ -74,8 +74,8 @@ def test_dry_run_says_what_each_selector_matches_now(lab, tmp_path):
 # -- an abort always leaves a record -------------------------------------------------------
 ABORT_ON_ONLY_REPLICA = f"""\
 title: the only replica dies, the abort must stop it and leave a record
-load: {{locustfile: {ROOT}/load/api.py, users: 10, spawn-rate: 10, warmup: 2s}}
-steady-state: {{window: 3s, slo: {{availability: ">= 95%"}}}}
+load: {{locustfile: {ROOT}/load/api.py, users: 10, spawn-rate: 10, warmup: 3s}}
+steady-state: {{window: 3s, slo: {{availability: ">= 80%"}}}}
 method:
   - {{fault: pod-kill, selector: {{app: api}}, count: 1, duration: 20s}}
 abort-when:

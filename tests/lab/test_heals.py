@@ -19,8 +19,8 @@ from .conftest import ROOT, wait_healthy
 
 ALL_ZONES_CUT = """\
 title: every zone refused; aborted at once
-load: {{locustfile: {root}/load/api.py, users: 20, spawn-rate: 20, warmup: 2s}}
-steady-state: {{window: 3s, slo: {{availability: ">= 95%"}}}}
+load: {{locustfile: {root}/load/api.py, users: 20, spawn-rate: 20, warmup: 3s}}
+steady-state: {{window: 3s, slo: {{availability: ">= 80%"}}}}
 method:
 {steps}
 abort-when:
