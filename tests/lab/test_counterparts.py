@@ -19,7 +19,8 @@ def test_zone_loss_fails_when_every_replica_sits_in_the_lost_zone(lab, run_exper
     # The shipped experiment names the zone by role (db-replica), resolved when the fault is
     # prepared; Patroni may swap its sync standby and async replica in between (seen after
     # earlier cuts), so the zone is pinned here: every api replica sits in the zone that is cut.
-    text = (ROOT / "experiments/zone-loss.yaml").read_text().replace("zone: db-replica", f"zone: {replica_zone}")
+    text = (ROOT / "experiments/zone-loss.yaml").read_text().replace("zone: db-replica", f"zone: {replica_zone}") \
+        .replace("locustfile: load/api.py", f"locustfile: {ROOT}/load/api.py")
     assert f"zone: {replica_zone}" in text
     with policy(lab, zones=[replica_zone]):
         wait_replicas_ready(lab, lab.cfg.replicas)
