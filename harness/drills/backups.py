@@ -186,14 +186,17 @@ def backup_freshness(backups: list[BackupInfo] | None = None, policy=None, *, no
         if repo is None:
             raise ValueError("backup_freshness needs backups, repo or cfg")
         backups = list_backups(repo)
+    plan_error = None
     if policy is None and cfg is not None:
         try:
             from harness.lab.alerting import load_lab_plan
 
             policy = load_lab_plan(cfg).backup
-        except Exception:  # noqa: BLE001 - no plan: judged as "no schedule" below
-            policy = None
+        except Exception as exc:  # noqa: BLE001 - no plan: freshness cannot be judged (not fresh), and says why
+            policy, plan_error = None, f"{type(exc).__name__}: {exc}"
     interval, schedule = full_interval(policy)
+    if plan_error:
+        schedule = f"the plan could not be read ({plan_error})"
     fulls = [b for b in backups if b.type == "full"]
     if not fulls:
         return Freshness(False, None, None, None if interval is None else interval + grace, schedule,

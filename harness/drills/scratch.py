@@ -30,6 +30,7 @@ import psutil
 
 from harness.errors import EnvironmentNotReady
 from harness.lab.config import state_root
+from harness.lab.db import make_traversable
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
@@ -217,7 +218,7 @@ class ScratchPostgres:
         for p in (self.root, self.sock):
             shutil.chown(p, PG_USER, PG_USER)
         os.chmod(self.root, 0o700)
-        _traversable(self.root.parent)
+        make_traversable(self.root.parent)
 
     def restore(self, repo, label: str, recovery: str, target_time: float | None, timeout: float) -> str:
         """``pgbackrest restore`` of ``label``; returns the command line (for the journal)."""
@@ -303,15 +304,3 @@ class ScratchPostgres:
 
 class DrillStepFailed(Exception):
     """A drill step failed: the drill's verdict is 'failed' with this reason."""
-
-
-def _traversable(path: Path) -> None:
-    p = path.resolve()
-    while p != p.parent:
-        try:
-            mode = p.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(p, mode | 0o011)
-        except OSError:
-            pass
-        p = p.parent

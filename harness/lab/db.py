@@ -243,7 +243,12 @@ def _chown_tree(path: Path, user: str = PG_USER) -> None:
 
 def ensure_traversable(cfg: LabConfig) -> None:
     """The postgres user must reach <run_dir>/db and the pgBackRest repository."""
-    p = cfg.root.resolve()
+    make_traversable(cfg.root)
+
+
+def make_traversable(path: Path) -> None:
+    """Let other users (postgres) pass through every directory above ``path``."""
+    p = path.resolve()
     while p != p.parent:
         try:
             mode = p.stat().st_mode
