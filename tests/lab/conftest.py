@@ -13,6 +13,7 @@ import pytest
 from harness.engine.results import RunResult
 from harness.engine.run import Run
 from harness.experiment.loader import load_experiment
+from harness.lab.config import LabConfig
 from harness.targets.lab import LabTarget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,19 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/lab" in str(item.fspath):
             item.add_marker(pytest.mark.lab)
+
+
+def sibling_config(base: LabConfig, n: int, run_dir: str | None = None, **kw) -> LabConfig:
+    """The config of a second lab kept apart from the session's ``base`` lab (and from the
+    siblings with another ``n``): its own prefix, subnet (third octet + n), ports (+1000 n)
+    and run dir, all derived from the session lab's, so that two test sessions started with
+    different --lab-prefix/--lab-port-base/--lab-subnet never collide."""
+    head, third = base.subnet.rsplit(".", 1)
+    prefix = (base.prefix + str(n))[:6]
+    fields = dict(prefix=prefix, subnet=f"{head}.{int(third) + n}", port_base=base.port_base + 1000 * n,
+                  run_dir=run_dir or str(Path(base.run_dir).parent / f"lab-{prefix}"))
+    fields.update(kw)
+    return LabConfig(**fields)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,9 @@ import time
 import psutil
 
 from harness.lab import db, network
-from harness.lab.config import LabConfig
 from harness.lab.lab import Lab
 
-from .conftest import ROOT, policy, wait_replicas_ready
+from .conftest import ROOT, policy, sibling_config, wait_replicas_ready
 
 
 def test_zone_loss_fails_when_every_replica_sits_in_the_lost_zone(lab, run_experiment):
@@ -42,8 +41,8 @@ def test_autoscaling_fails_when_the_maximum_is_too_low(lab, run_experiment):
     assert "max_replicas is 4" in check.summary and "cannot reach 6" in check.summary, check.summary
 
 
-def test_lab_down_leaves_nothing_behind(tmp_path):
-    cfg = LabConfig(prefix="rhd", subnet="10.82.0", port_base=25000, with_db=False, run_dir=str(tmp_path / "lab"))
+def test_lab_down_leaves_nothing_behind(lab, tmp_path):
+    cfg = sibling_config(lab.cfg, 2, with_db=False, run_dir=str(tmp_path / "lab"))
     lab = Lab(cfg)
     try:
         lab.up()
@@ -65,7 +64,7 @@ def test_a_second_lab_on_the_same_subnet_is_refused_and_creates_nothing(lab, tmp
 
     from harness.errors import EnvironmentNotReady
 
-    other = LabConfig(prefix="rhx", subnet=lab.cfg.subnet, port_base=26000, with_db=False, run_dir=str(tmp_path))
+    other = sibling_config(lab.cfg, 3, subnet=lab.cfg.subnet, with_db=False, run_dir=str(tmp_path))
     with pytest.raises(EnvironmentNotReady, match="already used by"):
         Lab(other).up()
     assert network.leftovers(other) == []
@@ -101,13 +100,11 @@ def test_dependency_call_without_timeout_fails_under_5s_of_latency(lab, run_expe
     assert "timeout_ratio" in " ".join(result.verdict.reasons)
 
 
-def test_lab_up_with_another_shape_starts_clean(tmp_path, caplog):
+def test_lab_up_with_another_shape_starts_clean(lab, tmp_path, caplog):
     """A three-zone lab taken down, then `lab up --zones a` on the same run dir: its old
     etcd/Patroni data would be reused and fail; the lab starts clean and says so."""
-    three = LabConfig(prefix="rhs", subnet="10.84.0", port_base=26500, zones=["a", "b", "c"],
-                      run_dir=str(tmp_path / "lab"))
-    one = LabConfig(prefix="rhs", subnet="10.84.0", port_base=26500, zones=["a"], replicas=1, max_replicas=1,
-                    run_dir=str(tmp_path / "lab"))
+    three = sibling_config(lab.cfg, 4, zones=["a", "b", "c"], run_dir=str(tmp_path / "lab"))
+    one = sibling_config(lab.cfg, 4, zones=["a"], replicas=1, max_replicas=1, run_dir=str(tmp_path / "lab"))
     try:
         Lab(three).up()
         assert Lab(three).down() == []

@@ -16,10 +16,9 @@ import pytest
 
 from harness.engine.journal import pending
 from harness.engine.lock import RunLock
-from harness.lab.config import LabConfig
 from harness.lab.lab import Lab
 
-from .conftest import ROOT, policy, wait_healthy, wait_replicas_ready
+from .conftest import ROOT, policy, sibling_config, wait_healthy, wait_replicas_ready
 
 
 def harness(*args, timeout=400, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -108,11 +107,7 @@ def test_ten_aborted_pod_kills_on_a_single_replica_all_end_with_a_verdict(lab, t
 def single_member_lab(pytestconfig, lab):
     """A second lab with one zone: one database member (nothing to fail over to), one
     replica. Kept apart from the session lab by prefix, subnet, ports and run dir."""
-    base = lab.cfg
-    cfg = LabConfig(prefix=(base.prefix + "1")[:6], subnet=base.subnet.rsplit(".", 1)[0] + "." +
-                    str(int(base.subnet.rsplit(".", 1)[1]) + 1), port_base=base.port_base + 500,
-                    zones=["a"], replicas=1, max_replicas=1,
-                    run_dir=str(Path(base.run_dir).parent / f"lab-{(base.prefix + '1')[:6]}"))
+    cfg = sibling_config(lab.cfg, 1, zones=["a"], replicas=1, max_replicas=1)
     one = Lab(cfg)
     one.down()
     one.up()

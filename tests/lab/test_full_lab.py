@@ -1,10 +1,9 @@
 """The full lab, for real: Patroni failover under write load, Toxiproxy latency, alerts
 and notifications, pgBackRest, and a clean `lab down`.
 
-These tests bring up their OWN lab (prefix rhf, subnet 10.78.0, ports 19000+, run dir
-under /tmp) so that they never collide with the session lab of tests/lab/conftest.py
-(prefix rh, 10.77.0, ports 17000+). They break things on purpose and assert that the
-checks see it, on behaviour and recorded numbers (never on wall-clock thresholds).
+They use the session's lab; the teardown test brings up its OWN lab (a sibling of the
+session's: see conftest.sibling_config) so that it never collides with it. They break
+things on purpose and assert that the checks see it, on behaviour and recorded numbers (never on wall-clock thresholds).
 The numbers are printed: run with ``-s`` to read them.
 
     .venv/bin/python -m pytest tests/lab/test_full_lab.py -s
@@ -12,7 +11,6 @@ The numbers are printed: run with ``-s`` to read them.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,7 +31,8 @@ from harness.lab.lab import Lab
 from harness.lab.toxiproxy import Client
 from harness.targets.lab import LabTarget
 
-RUN_DIR = "/tmp/rhf-test/lab"
+from .conftest import sibling_config
+
 TOOLS = ["etcd", "haproxy", "prometheus", "prometheus-alertmanager", "pgbackrest"]
 
 pytestmark = [pytest.mark.lab]
@@ -41,9 +40,11 @@ pytestmark = [pytest.mark.lab]
 # or CI would hide a missing install step.
 
 
-def full_cfg() -> LabConfig:
-    """A lab of its own, only for the teardown test (it takes the lab down)."""
-    return LabConfig(prefix="rhf", subnet="10.78.0", port_base=19000, run_dir=RUN_DIR)
+def full_cfg(base: LabConfig) -> LabConfig:
+    """A lab of its own, only for the teardown test (it takes the lab down); kept apart
+    from the session's lab and its other siblings."""
+    prefix = (base.prefix + "5")[:6]
+    return sibling_config(base, 5, run_dir=f"/tmp/{prefix}-test/lab")
 
 
 @pytest.fixture(scope="module")
@@ -430,8 +431,9 @@ def test_crash_in_async_mode_reports_lost_writes(full_lab, target):
 
 
 # -- lab down --------------------------------------------------------------------------------
-def test_lab_down_leaves_nothing_behind():
-    cfg = full_cfg()
+def test_lab_down_leaves_nothing_behind(lab):
+    cfg = full_cfg(lab.cfg)
+    RUN_DIR = cfg.run_dir
     own = Lab(cfg)
     own.down()
     shutil.rmtree(Path(RUN_DIR).parent, ignore_errors=True)

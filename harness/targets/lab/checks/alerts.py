@@ -264,7 +264,7 @@ class LabAlertSilent(_PlanAlertCheck):
         rule = self.rule()
         grace = (rule.for_.value if rule is not None else 10.0) + 5.0
         t0 = clock.injected_at or time.time()
-        seen_at = None
+        seen_at = started_at = None
         polls = 0
         ended_at = None
         am = _Reads("alertmanager /api/v2/alerts")
@@ -276,6 +276,8 @@ class LabAlertSilent(_PlanAlertCheck):
                 am.success(now)
                 if firing:
                     seen_at = now
+                    started = [parse_rfc3339(a.get("startsAt")) for a in firing]
+                    started_at = min((s for s in started if s is not None), default=None)
                     break
             except Exception as exc:  # noqa: BLE001 - counted: a blind "silent" is "could not verify"
                 am.failure(now, exc)
@@ -293,6 +295,12 @@ class LabAlertSilent(_PlanAlertCheck):
         if seen_at is not None:
             measured["fired_after_s"] = round(seen_at - t0, 3)
             evidence.append(f"fired {_phase(seen_at, clock)}")
+            if started_at is not None and started_at < t0:
+                measured["firing_since_s_before_injection"] = round(t0 - started_at, 3)
+                return CheckResult(self.kind, False,
+                                   f"alert {name} was already firing {format_duration(t0 - started_at)} before "
+                                   f"the injection (it should have stayed silent; the run started on a system "
+                                   f"that was not quiet)", measured, evidence)
             return CheckResult(self.kind, False,
                                f"alert {name} fired {format_duration(seen_at - t0)} after the injection "
                                f"(it should have stayed silent)", measured, evidence)
