@@ -231,16 +231,25 @@ def faults() -> None:
 @cli.command("load-worker")
 @click.option("--master", required=True, metavar="HOST:PORT",
               help="The master: an experiment run with load.expect-workers and load.master-bind.")
-@click.option("--locustfile", required=True, type=click.Path(exists=True))
-@click.option("--host", required=True, help="Base URL the users hit (the system under test).")
+@click.option("--locustfile", required=True, type=click.Path(exists=True),
+              help="The same locustfile as the run's (each load machine needs its own copy).")
+@click.option("--host", default="http://localhost", show_default=True,
+              help="Only until the first spawn: Locust's master sends the run's host (load.host, or the "
+                   "target's) with every spawn, and the workers use that one.")
 def load_worker(master, locustfile, host) -> None:
     """Join a run's load as a Locust worker on another machine (distributed mode).
 
     \b
     On the harness machine the experiment says, e.g.:
-      load: {locustfile: load/api.py, users: 500, expect-workers: 4, master-bind: 0.0.0.0:5557}
+      load: {locustfile: load/api.py, users: 500, expect-workers: 4,
+             master-bind: 0.0.0.0:5557, host: http://svc.example:8080}
     and on each load machine:
-      harness load-worker --master harness-host:5557 --locustfile load/api.py --host http://svc
+      harness load-worker --master harness-host:5557 --locustfile load/api.py
+
+    The run waits up to 60 s for its workers, then starts with those that joined. A worker
+    that falls silent while a fault is active (its machine lost, its process killed)
+    makes the guard abort the run and revert the fault (exit 4): a partial view of the
+    users is not a view. See docs/load-workers.md.
     """
     os.execv(sys.executable, [sys.executable, "-m", "harness.load.child", "--worker", "--master", master,
                               "--locustfile", locustfile, "--host", host])

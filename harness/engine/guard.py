@@ -45,6 +45,8 @@ class LoadSource(Protocol):
 
     def exit_text(self) -> str: ...
 
+    def silent_worker(self, now: float, bound: float) -> str | None: ...
+
 
 @dataclass
 class Trip:
@@ -151,6 +153,11 @@ class Guard:
         if not self.load.alive:
             self._blind("load generator", f"load generator: its process exited ({self.load.exit_text()}); "
                                           "the users' view is gone")
+            return
+        silent = self.load.silent_worker(now, self.bounds.load)
+        if silent:
+            self._blind("load generator", f"load generator: {silent} (a load machine lost mid-run; bound "
+                                          f"{format_duration(self.bounds.load)}): the users' view is partial")
             return
         last = self.load.last_record_at or self.started_at or now
         if now - last > self.bounds.load:

@@ -74,6 +74,7 @@ class LabConfig:
             "alertmanager": 11,
             "alertmanager-cluster": 12,
             "webhook": 13,
+            "load-master": 14,  # a distributed run's Locust master, on the lab bridge (docs/load-workers.md)
             "orchestrator": 20,
             "toxiproxy": 30,
             "toxi-db": 31,  # service -> database, through Toxiproxy

@@ -115,6 +115,9 @@ defaults
 
 frontend api
     bind 127.0.0.1:{cfg.port('lb')}
+    # and on the lab bridge, for load workers in namespaces of their own (as other
+    # machines would be: see docs/load-workers.md)
+    bind {cfg.host_ip}:{cfg.port('lb')}
     default_backend api
 
 backend api

@@ -115,14 +115,19 @@ def main() -> None:
                 gevent.sleep(args.interval)
                 rec = interval.record()
                 interval.reset()
-                if rec["n"]:
-                    runner.send_message("harness_interval", rec)
+                # sent even when empty: it is also the worker's heartbeat, at the interval
+                # (Locust's own heartbeat is 1 s and a worker is "missing" only after 3 of
+                # them); during a fault whose requests all hang, an empty record says
+                # "alive, nothing completed", and silence says "lost"
+                runner.send_message("harness_interval", rec)
 
         gevent.spawn(forward)
         runner.greenlet.join()
         return
 
     workers: list[subprocess.Popen] = []
+    #: distributed mode: when each worker's last interval record arrived (master's clock)
+    worker_seen: dict[str, float] = {}
     if args.workers or args.expect_workers:
         bind_host, bind_port = args.master_bind.rsplit(":", 1)
         if int(bind_port) == 0:
@@ -132,7 +137,11 @@ def main() -> None:
                 s.bind((bind_host, 0))
                 bind_port = str(s.getsockname()[1])
         runner = env.create_master_runner(bind_host, int(bind_port))
-        runner.register_message("harness_interval", lambda msg, **kw: interval.merge(msg.data))
+        def on_interval(msg, **_kw):
+            worker_seen[msg.node_id] = time.time()
+            interval.merge(msg.data)
+
+        runner.register_message("harness_interval", on_interval)
         for _ in range(args.workers):
             workers.append(subprocess.Popen(
                 [sys.executable, "-m", "harness.load.child", "--worker",
@@ -141,10 +150,11 @@ def main() -> None:
                 stdin=subprocess.DEVNULL,
             ))
         expected = max(args.expect_workers, args.workers)
-        deadline = time.time() + 60
+        deadline = time.time() + float(os.environ.get("HARNESS_LOAD_WORKERS_WAIT", "60"))
         while len(runner.clients.ready) < expected and time.time() < deadline:
             gevent.sleep(0.1)
-        emit({"event": "workers", "ready": len(runner.clients.ready), "master": f"{bind_host}:{bind_port}"})
+        emit({"event": "workers", "ready": len(runner.clients.ready), "master": f"{bind_host}:{bind_port}",
+              "ids": sorted(c.id for c in runner.clients.ready)})
     else:
         runner = env.create_local_runner()
 
@@ -195,6 +205,10 @@ def main() -> None:
         lag = now - next_tick
         if lag > 0.05:
             rec["lag"] = round(lag, 3)
+        if worker_seen:
+            # every worker that ever reported, with how long ago: the harness's guard
+            # trips when one falls silent while a fault is active (a lost load machine)
+            rec["workers"] = {w: round(now - t, 3) for w, t in worker_seen.items()}
         if runner.current_cpu_usage > 90.0:  # Locust's own CPU warning threshold
             rec["starved"] = True
             rec["cpu"] = runner.current_cpu_usage

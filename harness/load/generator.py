@@ -57,6 +57,10 @@ class LoadGenerator:
         self.error: str | None = None
         #: when the newest record arrived (this process's clock): the guard's watchdog
         self.last_record_at: float | None = None
+        #: distributed mode: workers ready at the start, and each worker's silence (s)
+        #: as of the newest record
+        self.workers_ready = 0
+        self.worker_ages: dict[str, float] = {}
 
     def start(self, timeout: float = 60.0) -> None:
         argv = [
@@ -76,12 +80,21 @@ class LoadGenerator:
         self._reader = threading.Thread(target=self._read, name="load-reader", daemon=True)
         self._reader.start()
         threading.Thread(target=self._read_stderr, name="load-stderr", daemon=True).start()
+        if self.spec.workers or self.spec.expect_workers:
+            timeout += 60  # the child waits up to 60 s for its workers before it starts
         if not self._started.wait(timeout) or self.error:
             self.stop()
             raise EnvironmentNotReady(
                 f"the load generator did not start: {self.error or 'no answer'}\n"
                 + "\n".join(self.stderr_tail[-10:])
             )
+        expected = max(self.spec.workers, self.spec.expect_workers)
+        if expected and self.workers_ready < expected:
+            self.stop()
+            raise EnvironmentNotReady(
+                f"only {self.workers_ready} of the {expected} load workers joined the master at "
+                f"{self.spec.master_bind} within 60s: a run with part of its load would judge the system "
+                f"on fewer users than it says (start them with `harness load-worker --master HOST:PORT`)")
         self.started_at = time.time()
 
     def _read(self) -> None:
@@ -98,8 +111,13 @@ class LoadGenerator:
             if rec.get("event") == "started":
                 self._started.set()
                 continue
+            if rec.get("event") == "workers":
+                self.workers_ready = rec.get("ready", 0)
+                continue
             if "event" in rec:
                 continue
+            if "workers" in rec:
+                self.worker_ages = rec.pop("workers")
             self.last_record_at = time.time()
             self.series.add(rec)
             for listener in list(self.listeners):
@@ -127,6 +145,17 @@ class LoadGenerator:
                 self.proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass
+
+    def silent_worker(self, now: float, bound: float) -> str | None:
+        """A worker that sent nothing for longer than ``bound`` (distributed mode), or the
+        start's worker count no longer reached; None when every worker is reporting."""
+        if not self.worker_ages:
+            return None
+        since_record = now - (self.last_record_at or now)
+        for worker, age in sorted(self.worker_ages.items(), key=lambda kv: -kv[1]):
+            if age + since_record > bound:
+                return f"worker {worker} sent nothing for {age + since_record:.1f}s"
+        return None
 
     @property
     def alive(self) -> bool:

@@ -93,6 +93,9 @@ class FakeLoad:
     def exit_text(self):
         return "killed by SIGKILL"
 
+    def silent_worker(self, now, bound):
+        return None
+
 
 def test_a_dead_load_generator_makes_the_guard_blind():
     done = threading.Event()
