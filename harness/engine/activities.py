@@ -66,6 +66,14 @@ def hold(seconds: float) -> str:
 
 
 @_ours
+def run_schedule() -> str:
+    """A scenario's whole method: steps at offsets and on conditions (harness.scenario.driver)."""
+    from harness.scenario.driver import run_schedule as drive
+
+    return drive(context.current())
+
+
+@_ours
 def await_recovery() -> str:
     return hypothesis.await_recovery(context.current())
 

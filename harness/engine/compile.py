@@ -53,7 +53,14 @@ def compile_experiment(exp: Experiment) -> dict[str, Any]:
 
 def compile_method(exp: Experiment) -> list[dict[str, Any]]:
     """Lay the steps on a timeline: sequential steps follow each other; a
-    ``concurrent`` step starts with the next one. Emit inject/revert/hold actions."""
+    ``concurrent`` step starts with the next one. Emit inject/revert/hold actions.
+    A scenario's method (steps at offsets or on conditions) is one activity that
+    harness.scenario.driver runs on the live run."""
+    from harness.scenario.timing import scheduled
+
+    if scheduled(exp.method):
+        return [_py("run the scenario's schedule", "run_schedule")] + \
+            ([_py("await recovery", "await_recovery")] if exp.faults else [])
     timeline: list[tuple[float, int, dict[str, Any]]] = []  # (time, order, activity)
     t = 0.0
     order = 0

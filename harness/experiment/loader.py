@@ -26,6 +26,7 @@ from harness.experiment.yamlsafe import Positions, load_document, position
 from harness.load.generator import LoadSpec
 from harness.quantities import parse_objective, parse_seconds
 from harness.experiment.model import GuardBounds
+from harness.scenario import timing
 from harness.sli.vocabulary import CLIENT_SLIS, SERVER_SLIS
 
 HARNESS_KEYS = {"load", "steady-state", "under-fault", "abort-when", "recovery", "expect", "target", "plan"}
@@ -151,20 +152,27 @@ def load_experiment(path: str | Path) -> Experiment:
                 continue
             if not c.schema(raw, fault_step_schema(FAULTS[kind]), p):
                 continue
-            params = {k: v for k, v in raw.items() if k not in ("fault", "duration", "concurrent", "label")}
+            params = {k: v for k, v in raw.items() if k not in ("fault", "duration", "concurrent", "label", "at", "when")}
             for key in _duration_keys(FAULTS[kind]) & set(params):
                 params[key] = c.duration(params[key], p + (key,), 0.0)
             dur = c.duration(raw.get("duration"), p + ("duration",), 0.0) or 0.0
+            at, when = timing.parse_timing(c, raw, p)
             method.append(Step("fault", kind, params, dur, bool(raw.get("concurrent", False)),
-                               label=str(raw.get("label", "")), where=c.where(p)))
+                               label=str(raw.get("label", "")), where=c.where(p), at=at, when=when))
         elif "pause" in raw:
             if c.schema(raw, PAUSE_STEP, p):
+                at, when = timing.parse_timing(c, raw, p)
                 method.append(Step("pause", duration=c.duration(raw["pause"], p + ("pause",), 0.0) or 0.0,
-                                   label=str(raw.get("label", "")), where=c.where(p)))
+                                   label=str(raw.get("label", "")), where=c.where(p), at=at, when=when))
+        elif "revert" in raw:  # scenarios: revert a labelled fault (harness.scenario.timing)
+            step = timing.revert_step(c, raw, p, Step)
+            if step:
+                method.append(step)
         elif "type" in raw:
             method.append(Step("activity", activity=raw, where=c.where(p)))
         else:
-            c.add(p, "a method step needs 'fault:', 'pause:' or a Chaos Toolkit 'type:' (action/probe)")
+            c.add(p, "a method step needs 'fault:', 'pause:', 'revert:' or a Chaos Toolkit 'type:' (action/probe)")
+    timing.check_method(c, method, steady, load is not None)
 
     aborts: list[AbortCondition] = []
     for i, raw in enumerate(data.get("abort-when") or []):

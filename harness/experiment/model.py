@@ -43,7 +43,8 @@ class SloSet:
 
 @dataclass(frozen=True)
 class Step:
-    """One method step: a fault held for a duration, a pause, or a CTK activity."""
+    """One method step: a fault held for a duration, a pause, a CTK activity, or (scenarios)
+    the revert of a labelled fault."""
 
     kind: str  # "fault" | "pause" | "activity"
     fault: str = ""
@@ -53,8 +54,12 @@ class Step:
     activity: dict[str, Any] | None = None
     label: str = ""
     where: Where | None = None
+    at: float | None = None  # scenarios: offset from the method's start (harness.scenario.timing)
+    when: Any = None  # scenarios: a harness.scenario.timing.When the step waits for
 
     def describe(self) -> str:
+        if self.kind == "revert":
+            return f"revert {self.params.get('revert', '')}"
         if self.kind == "fault":
             args = " ".join(f"{k}={v}" for k, v in self.params.items())
             return f"{self.fault} {args}".strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.catalogue import check_kinds, fault_kinds
+from harness.scenario.timing import TIMING_KEYS
 from harness.sli.vocabulary import CLIENT_SLIS
 
 DURATION = {"type": ["string", "number"], "description": "a duration: 30s, 500ms, 2m"}
@@ -49,6 +50,7 @@ COMMON_STEP = {
     "duration": DURATION,
     "concurrent": {"type": "boolean", "description": "start together with the next step"},
     "label": {"type": "string"},
+    **TIMING_KEYS,  # scenarios: at: / when: (harness.scenario.timing)
 }
 
 
@@ -56,7 +58,7 @@ PAUSE_STEP = {
     "type": "object",
     "required": ["pause"],
     "additionalProperties": False,
-    "properties": {"pause": DURATION, "label": {"type": "string"}},
+    "properties": {"pause": DURATION, "label": {"type": "string"}, **TIMING_KEYS},
 }
 
 
