@@ -26,6 +26,28 @@ CATALOGUE: dict[str, CheckKind] = {
             required=("alert",),
         ),
         CheckKind(
+            "alert-resolves",
+            "An alert that fired during the run resolves within the time after the fault is "
+            "reverted: Alertmanager stops listing it and its receiver gets the resolved notification.",
+            {"alert": {"type": "string"}, "within": DURATION, "receiver": {"type": "string"}},
+            required=("alert", "within"),
+        ),
+        CheckKind(
+            "alert-inhibited",
+            "An alert fires but the plan's inhibition rule holds it back while the inhibiting "
+            "alert fires: Alertmanager marks it inhibited and its receiver is not notified.",
+            {"alert": {"type": "string"}, "by": {"type": "string"}, "within": DURATION},
+            required=("alert", "within"),
+        ),
+        CheckKind(
+            "notification-count",
+            "An alert notifies its receiver at most N times (default 1) per repeat interval of "
+            "the plan: no duplicate page.",
+            {"alert": {"type": "string"}, "receiver": {"type": "string"},
+             "max": {"type": "integer", "minimum": 1}},
+            required=("alert",),
+        ),
+        CheckKind(
             "recovers",
             "Everything the fault touched is healthy again within the time after the fault "
             "is reverted (lab: all replicas serving, all backends up; Kubernetes: the "

@@ -72,6 +72,8 @@ class RunResult:
     journal_path: str | None = None
     report_path: str | None = None
     load: dict[str, Any] | None = None
+    #: what the plan says of this run (harness.plan.run_hooks): rules, budget, policy
+    plan: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -37,6 +37,7 @@ from harness.sli.prometheus import Prometheus
 from harness.targets.base import Target
 from harness.engine.compile import compile_experiment
 from harness.engine.outcome import decide, result_of, write
+from harness.plan import run_hooks as plan_hooks
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Run:
         # taken or load started: a step the target cannot do is an input error (exit 2).
         self.binding = bind(self.exp, self.target)
         self.checks = list(self.binding.checks)
+        plan_hooks.before(self)  # the plan's policy and its alerts in the live rules (exit 3)
         try:
             self.lock.acquire(f"{self.exp.path} ({self.run_id})", wait=self.lock_wait)
             reverted, errors = recover(lambda m: self.event("cleanup", m))
@@ -197,6 +199,7 @@ class Run:
     def _finish(self, started: float, ctk_journal: dict[str, Any] | None) -> RunResult:
         verdict = decide(self, ctk_journal)
         result = result_of(self, started, verdict, ctk_journal)
+        plan_hooks.after(self, result)  # budget burnt, the plan rule of each verdict
         write(self, result, ctk_journal)
         return result
 
@@ -394,6 +397,7 @@ class Run:
         self.guard.arm()
 
     def _on_trip(self, trip: Trip) -> None:
+        plan_hooks.armed(self)  # budget_burnt abort conditions
         """Called from the guard's thread: revert NOW, then stop the method."""
         self.trip = trip
         try:

@@ -117,8 +117,11 @@ def load_experiment(path: str | Path) -> Experiment:
     FAULTS, CHECKS = fault_kinds(), check_kinds()  # built in and from plugins
     if not isinstance(data, dict):
         raise InvalidInput([Problem(str(path), 1, 1, "an experiment is a mapping (title:, method:, ...)")])
-    c.schema(data, experiment_schema())
+    from harness.plan import judge
+
+    c.schema(judge.schema_view(data), experiment_schema())
     plain = not is_harness_document(data)
+    pj = judge.resolve(c, data.get("plan"), path, data.get("target"), judge.needs_plan(data))
 
     load = None
     if isinstance(data.get("load"), dict) and "locustfile" in data["load"]:
@@ -137,8 +140,9 @@ def load_experiment(path: str | Path) -> Experiment:
         if not lf.is_absolute() and not lf.exists() and not (path.parent / lf).exists() and not (Path.cwd() / lf).exists():
             c.add(("load", "locustfile"), f"locustfile {load.locustfile!r} not found (relative to {Path.cwd()} or {path.parent})")
 
-    steady = _slo_set(c, data.get("steady-state"), ("steady-state",), default_window=10.0)
-    under = _slo_set(c, data.get("under-fault"), ("under-fault",), default_window=steady.window if steady else 10.0)
+    steady = _slo_set(c, data.get("steady-state"), ("steady-state",), default_window=10.0, pj=pj)
+    under = _slo_set(c, data.get("under-fault"), ("under-fault",), default_window=steady.window if steady else 10.0,
+                     pj=pj)
 
     method: list[Step] = []
     for i, raw in enumerate(data.get("method") or []):
@@ -182,7 +186,12 @@ def load_experiment(path: str | Path) -> Experiment:
                 aborts.append(cond)
 
     expects: list[Expectation] = []
-    for i, raw in enumerate(data.get("expect") or []):
+    raw_expect = data.get("expect")
+    for i, raw in enumerate(["plan"] if judge._is_plan(raw_expect) else (raw_expect or [])):
+        if judge._is_plan(raw) and pj is not None:  # expect: plan -> the plan's rules for these faults
+            p = ("expect",) if judge._is_plan(raw_expect) else ("expect", i)
+            for kind, params in judge.expectations(c, pj, method, p):
+                expects.append(Expectation(kind, params, c.where(p), origin=pj.rule_for(kind, params)))
         if isinstance(raw, dict) and len(raw) == 1:
             (kind, params), = raw.items()
             if kind in CHECKS and isinstance(params, dict):
@@ -206,7 +215,7 @@ def load_experiment(path: str | Path) -> Experiment:
     if load is None:
         # Fail closed: a condition on the users' view with no users can never trip.
         for cond in aborts:
-            if cond.source == "load" and cond.sli not in (None, "elapsed"):
+            if cond.source in ("load", "plan") and cond.sli not in (None, "elapsed"):
                 line, col = (cond.where.line, cond.where.column) if cond.where else (0, 0)
                 c.problems.append(Problem(str(path), line, col,
                                           f"abort condition '{cond.text}' reads the load generator, but the "
@@ -245,15 +254,25 @@ def load_experiment(path: str | Path) -> Experiment:
         guard=guard,
         raw=data,
         plain_ctk=plain,
+        plan_judging=pj,
     )
 
 
-def _slo_set(c: _Collector, raw, path, default_window: float) -> SloSet | None:
+def _slo_set(c: _Collector, raw, path, default_window: float, pj=None) -> SloSet | None:
     if not isinstance(raw, dict):
         return None
     window = c.duration(raw.get("window"), path + ("window",), default_window) or default_window
     slos: list[Slo] = []
-    for sli, obj in (raw.get("slo") or {}).items():
+    if raw.get("slo") == "plan":  # the plan's objectives for the service (harness.plan.judge)
+        from harness.plan import judge
+
+        for sli, text, rule in (judge.slos(c, pj, path + ("slo",)) if pj else []):
+            o = c.objective(text, path + ("slo",))
+            if o:
+                slos.append(Slo(sli, o, "load", where=c.where(path + ("slo",)), origin=rule))
+                if pj is not None:
+                    pj.slo_rules[sli] = rule
+    for sli, obj in (raw.get("slo") if isinstance(raw.get("slo"), dict) else {}).items():
         o = c.objective(obj, path + ("slo", sli))
         if o and sli in CLIENT_SLIS:
             slos.append(Slo(sli, o, "load", where=c.where(path + ("slo", sli))))
@@ -278,7 +297,7 @@ def _abort(c: _Collector, raw: dict, path) -> AbortCondition | None:
     hold = c.duration(raw.get("for"), path + ("for",), 0.0) or 0.0
     window = c.duration(raw.get("window"), path + ("window",), 1.0) or 1.0
     reason = str(raw.get("reason", ""))
-    names = [k for k in raw if k in CLIENT_SLIS or k == "elapsed"]
+    names = [k for k in raw if k in CLIENT_SLIS or k in ("elapsed", "budget_burnt")]
     if "prometheus" in raw:
         if "is" not in raw:
             c.add(path, "a Prometheus abort condition needs 'is:', e.g. is: '> 0.05'")
@@ -300,6 +319,8 @@ def _abort(c: _Collector, raw: dict, path) -> AbortCondition | None:
     src = str(raw.get("source", "load"))
     if sli == "elapsed":
         src = "clock"
+    elif sli == "budget_burnt":
+        src = "plan"  # the plan's 30-day budget, counted on the users' view (harness.plan.budget)
     elif src == "prometheus" and sli not in SERVER_SLIS:
         # Fail closed: a stop condition nobody can evaluate is refused, never skipped.
         c.add(path + (sli,), f"{sli} cannot be observed from Prometheus, so this abort condition could never "

@@ -28,6 +28,7 @@ class Slo:
     source: str  # "load" | "prometheus"
     query: str | None = None  # PromQL for source=prometheus; $window substituted
     where: Where | None = None
+    origin: str = ""  # the plan rule it came from (slo: plan), with its source
 
     @property
     def label(self) -> str:
@@ -97,6 +98,7 @@ class Expectation:
     kind: str
     params: dict[str, Any]
     where: Where | None = None
+    origin: str = ""  # the plan rule it came from (expect: plan), with its source
 
 
 @dataclass
@@ -118,6 +120,8 @@ class Experiment:
     guard: GuardBounds = field(default_factory=GuardBounds)
     raw: dict[str, Any] = field(default_factory=dict)  # the document as written
     plain_ctk: bool = False  # no harness keys: a plain Chaos Toolkit experiment
+    #: what the experiment takes from its plan (harness.plan.judge.PlanJudging), or None
+    plan_judging: Any = None
 
     @property
     def faults(self) -> list[Step]:

@@ -91,6 +91,8 @@ ABORT = {
     "properties": {
         **{sli: OBJECTIVE for sli in CLIENT_SLIS},
         "elapsed": OBJECTIVE,
+        "budget_burnt": {**OBJECTIVE, "description": "share of the plan's 30-day error budget burnt by the run, "
+                                                      "e.g. '> 2%' (harness.plan.budget)"},
         "prometheus": {"type": "string", "description": "PromQL returning one number"},
         "is": OBJECTIVE,
         "for": DURATION,

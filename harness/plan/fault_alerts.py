@@ -1,0 +1,70 @@
+"""Which plan alerts a fault should fire, and which must stay silent: the explicit table
+``expect: plan`` expands from.
+
+Deciding "does this alert apply to this fault?" from PromQL would be guesswork; the
+table says it once, with the reason printed before injecting. Keys are fault kinds
+(the catalogue's); an entry may narrow itself to some parameters (``when``: the
+network-latency on the ``dependency`` link is not the one on the ``db`` link). Alerts
+the table names but the plan does not define are reported (an input error: the plan
+does not cover the fault the table says it should).
+
+    fires    the alert must fire within its ``for`` + detection, reach its receiver,
+             and resolve after the revert
+    silent   the alert must not fire (the fault is one the system tolerates)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Applies:
+    alert: str
+    role: str  # fires | silent
+    why: str
+    when: tuple[tuple[str, object], ...] = ()  # fault parameters that must match
+
+    def matches(self, params: dict) -> bool:
+        return all(params.get(k) == v for k, v in self.when)
+
+
+def _f(alert: str, why: str, **when) -> Applies:
+    return Applies(alert, "fires", why, tuple(sorted(when.items())))
+
+
+def _s(alert: str, why: str, **when) -> Applies:
+    return Applies(alert, "silent", why, tuple(sorted(when.items())))
+
+
+#: fault kind -> what the plan's alerts must do while it is in (plans/lab.yaml's alerts)
+FAULT_ALERTS: dict[str, tuple[Applies, ...]] = {
+    "dependency-down": (
+        _f("DependencyDown", "the stub dependency is stopped, so its scrape fails: up{job=\"dependency\"} == 0"),
+        _s("ApiErrorRateCritical", "the api serves the last good answer while the dependency is down (fallback): "
+                                   "users see no errors"),
+        _s("ApiNoHealthyBackend", "no api replica is touched: HAProxy keeps every backend"),
+    ),
+    "pod-kill": (
+        _s("ApiNoHealthyBackend", "one replica of several dies: HAProxy keeps the others", count=1),
+        _s("ApiErrorRateCritical", "HAProxy's health checks and retries hide one dead replica from users", count=1),
+        _s("DatabasePrimaryMissing", "the database is not touched"),
+    ),
+    "db-failover": (
+        _f("DatabaseFailoverHappened", "a replica is promoted: the Patroni timeline changes"),
+        _s("ApiNoHealthyBackend", "the api replicas stay up (only writes fail until the promotion)"),
+    ),
+    "zone-loss": (
+        _s("ApiNoHealthyBackend", "the replicas of the other zones keep serving"),
+    ),
+    "network-latency": (
+        _s("ApiNoHealthyBackend", "slow answers do not take a backend out"),
+        _s("ApiErrorRateCritical", "the 1 s timeout and the fallback keep users served", link="dependency"),
+    ),
+    "cpu-stress": (
+        _s("ApiNoHealthyBackend", "busy replicas still answer their health checks"),
+    ),
+}
+
+
+def applicable(fault_kind: str, params: dict) -> list[Applies]:
+    return [a for a in FAULT_ALERTS.get(fault_kind, ()) if a.matches(params)]
