@@ -112,9 +112,33 @@ CATALOGUE: dict[str, CheckKind] = {
             required=("within",),
         ),
         CheckKind(
+            "payments-delivered",
+            "Nothing the service accepted is lost: every payment it took (sent at once or queued "
+            "while the dependency was down) reaches the dependency within the time after the "
+            "revert (lab: harness/lab/payments.py and its ledger).",
+            {"within": DURATION, "max-lost": {"type": "integer", "minimum": 0},
+             "min-queued": {"type": "integer", "minimum": 0}},
+        ),
+        CheckKind(
             "db-quorum",
             "The database keeps one primary (and its consensus store a quorum) throughout.",
             {"within": DURATION},
+        ),
+        CheckKind(
+            "no-lasting-damage",
+            "The system is not left worse than the run found it: gauges read just before the "
+            "first fault and after recovery (connections, half-open connections, replication "
+            "lag, restarts, memory, open files, disk, alerts still firing, leftover toxics and "
+            "rules) each within its tolerance. On by default on the lab (harness/checks/damage.py).",
+            {
+                "tolerances": {"type": "object", "additionalProperties": {"type": ["number", "string"]},
+                               "description": "gauge -> allowed change for the worse: an amount or \"N%\""},
+                "settle": DURATION,
+                "alert-grace": DURATION,
+                "ignore-alerts": {"type": "array", "items": {"type": "string"}},
+                "off": {"type": "string", "minLength": 1,
+                        "description": "switch the check off; the reason is shown in the report"},
+            },
         ),
     ]
 }

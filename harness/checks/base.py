@@ -70,6 +70,10 @@ class Check(ABC):
         ready, or why not (the run is then "not in steady state", nothing injected)."""
         return None
 
+    def before_method(self) -> None:
+        """Called on the run's thread just before the first fault is injected (e.g. to
+        read gauges to compare with after recovery). Must be quick and never raise."""
+
     @abstractmethod
     def run(self, clock: RunClock) -> CheckResult:
         """Watch until the expectation is met or its time is up. Runs in a thread."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.checks.base import Check
+from harness.checks.damage import with_defaults
 from harness.errors import InvalidInput, Problem
 from harness.experiment.model import Experiment, Where
 from harness.faults.base import Fault
@@ -52,6 +53,7 @@ def bind(exp: Experiment, target: Target, live: bool = False) -> Binding:
     for i, step in enumerate(exp.method):
         if step.kind == "fault" and (fault := resolve(target.fault, step.fault, step.params, step.where)):
             out.faults[i] = fault
+    exp.expect = with_defaults(exp, target)  # e.g. no-lasting-damage, on by default on the lab
     for ex in exp.expect:
         if check := resolve(target.check, ex.kind, ex.params, ex.where):
             out.checks.append(check)

@@ -307,6 +307,8 @@ class Run:
             self.target.fault(step.fault, step.params)
         if self.first_inject is None:
             self._arm()
+            for check in self.checks:
+                check.before_method()  # e.g. no-lasting-damage reads its gauges
         try:
             entry = self.journal.inject(fault)
         except Exception as exc:  # noqa: BLE001 - a fault that cannot act ends the run

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import plotly.graph_objects as go
 
 from harness.report import charts, charts_system
+from harness.report.damage import gauges_table
 from harness.report.view import (
     PHASE_NAMES, RunView, as_dict, compact, dicts, fmt_duration, fmt_epoch,
     fmt_int, fmt_measured, fmt_pct, measure_label, num, pretty_key,
@@ -239,7 +240,7 @@ def alerts_section(view: RunView) -> str:
     for c in view.alert_checks():
         rows.append(f'<tr class="{"" if c.get("passed") else "bad"}"><td>{esc(c.get("kind"))}</td>'
                     f'<td>{pill(c.get("passed"), "met", "NOT MET")}</td><td>{esc(c.get("summary"))}</td>'
-                    f'<td>{kv(as_dict(c.get("measured")), view)}</td></tr>')
+                    f'<td>{gauges_table(as_dict(c.get("measured"))) or kv(as_dict(c.get("measured")), view)}</td></tr>')
     for e in view.alert_events():
         extra = {k: v for k, v in e.items() if k not in ("t", "kind", "text")}
         rows.append(f'<tr><td>{esc(e.get("kind"))}</td><td class="num">+{view.rel(e.get("t")):.1f}s</td>'
@@ -274,7 +275,7 @@ def checks_section(view: RunView) -> str:
     for c in view.checks:
         rows.append(f'<tr class="{"" if c.get("passed") else "bad"}"><td><b>{esc(c.get("kind"))}</b></td>'
                     f'<td>{pill(c.get("passed"), "met", "NOT MET")}</td><td>{esc(c.get("summary"))}</td>'
-                    f'<td>{kv(as_dict(c.get("measured")), view)}</td></tr>')
+                    f'<td>{gauges_table(as_dict(c.get("measured"))) or kv(as_dict(c.get("measured")), view)}</td></tr>')
     rec = view.recovery
     rec_html = ""
     if rec:

@@ -1,0 +1,258 @@
+"""No lasting damage: the system is not left worse than the run found it.
+
+A set of gauges (connections, replication lag, restarts, memory, open files, disk,
+alerts, leftover fault rules...) is read just before the first fault is injected and
+again after the run has recovered. A gauge worse than before by more than its
+tolerance fails the run, with its before/after values and the tolerance; a gauge that
+cannot be read makes the check "could not verify" (fail closed).
+
+The expectation is ``no-lasting-damage``. A target offers it by registering a subclass
+of :class:`LastingDamage` that names its gauges and reads them (the lab's is
+``harness/targets/lab/checks/damage.py``); a subclass with ``default = True`` is on for
+every experiment on that target (:func:`with_defaults`, applied when an experiment is
+bound). An experiment overrides tolerances or switches it off, with a reason::
+
+    expect:
+      - no-lasting-damage: {tolerances: {db-half-open: 4, rss-mb: "40%"}}
+      - no-lasting-damage: {off: "the experiment restores the database from backup"}
+
+It is cheap: one reading before, one after (a second or so each); only a gauge found
+worse is read again (every second, up to ``settle``) before it is judged, and an alert
+that started firing during the run is given ``alert-grace`` to resolve.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.checks.base import Check, CheckResult, RunClock, unverified
+from harness.quantities import parse_duration
+
+if TYPE_CHECKING:
+    from harness.experiment.model import Experiment
+    from harness.targets.base import Target
+
+KIND = "no-lasting-damage"
+SETTLE = 20.0  # seconds a worse gauge may take to come back (e.g. TCP keepalives: 11 s)
+ALERT_GRACE = 60.0  # seconds an alert that started during the run may take to resolve
+
+
+@dataclass(frozen=True)
+class Gauge:
+    name: str
+    unit: str
+    tolerance: float | str  # allowed change for the worse: an amount in ``unit``, or "N%" of before
+    what: str
+    #: "up": a higher value is worse (connections, memory); "down": lower is worse
+    worse: str = "up"
+    #: "before": compared with the reading before the first fault; "revert": with the
+    #: reading when the last fault was reverted (a count a fault moves on purpose, such as
+    #: restarts after a kill: only what happens after the fault ended is damage)
+    baseline: str = "before"
+
+
+def allowed(tolerance: float | str, before: float) -> float:
+    """How much worse than ``before`` a gauge may end."""
+    if isinstance(tolerance, str) and tolerance.strip().endswith("%"):
+        return abs(before) * float(tolerance.strip()[:-1]) / 100.0
+    return float(tolerance)
+
+
+def tolerance_problem(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "a tolerance is a number or a percentage such as \"20%\""
+    if isinstance(value, (int, float)):
+        return None if value >= 0 else "a tolerance cannot be negative"
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return None if float(value.strip()[:-1]) >= 0 else "a tolerance cannot be negative"
+        except ValueError:
+            pass
+    return f"tolerance {value!r} is neither a number nor a percentage such as \"20%\""
+
+
+class LastingDamage(Check):
+    """Before/after gauges; subclasses name them (``gauges``) and read them (``read``)."""
+
+    kind = KIND
+    #: on for every experiment on this target unless the experiment names it
+    default: ClassVar[bool] = False
+    gauges: ClassVar[tuple[Gauge, ...]] = ()
+    #: where the readings come from, for the result's evidence
+    sources: ClassVar[str] = ""
+
+    def __init__(self, target: "Target", params: dict[str, Any]):
+        super().__init__(target, params)
+        self.before: dict[str, float] | None = None
+        self.before_alerts: set[str] | None = None
+        self.before_error: str | None = None
+        self.before_seconds = 0.0
+
+    # -- what a target provides --------------------------------------------------------
+    def read(self) -> dict[str, float]:
+        """Every gauge now (name -> value). Raise with the reason when one cannot be read."""
+        raise NotImplementedError
+
+    def read_at_revert(self) -> dict[str, float]:
+        """The gauges whose baseline is "revert", read as soon as the last fault is reverted.
+        Raise with the reason when one cannot be read."""
+        return {}
+
+    def firing_alerts(self) -> set[str] | None:
+        """Alerts firing now (``alertname{labels}``), or None if the target has no alerting.
+        Raise when alerting exists but cannot be read."""
+        return None
+
+    # -- parameters ---------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        out = []
+        names = {g.name for g in self.gauges}
+        for name, value in (self.params.get("tolerances") or {}).items():
+            if name not in names:
+                out.append(f"no gauge '{name}' on the {self.target.kind} target (its gauges: {', '.join(sorted(names))})")
+            elif (p := tolerance_problem(value)) is not None:
+                out.append(f"{name}: {p}")
+        return out
+
+    def tolerance(self, g: Gauge) -> float | str:
+        return (self.params.get("tolerances") or {}).get(g.name, g.tolerance)
+
+    @property
+    def off(self) -> str | None:
+        return self.params.get("off")
+
+    def describe(self) -> str:
+        if self.off:
+            return f"{self.kind} (off: {self.off})"
+        return f"{self.kind} ({len(self.gauges)} gauges)"
+
+    # -- the check ---------------------------------------------------------------------
+    def before_method(self) -> None:
+        """Called just before the first fault is injected (the run's load is on)."""
+        if self.off:
+            return
+        t0 = time.monotonic()
+        try:
+            self.before = self.read()
+            self.before_alerts = self.firing_alerts()
+        except Exception as exc:  # noqa: BLE001 - judged (could not verify) in run()
+            self.before_error = str(exc) or type(exc).__name__
+        self.before_seconds = time.monotonic() - t0
+
+    def run(self, clock: RunClock) -> CheckResult:
+        if self.off:
+            return CheckResult(self.kind, True, f"not checked: switched off by the experiment ({self.off})",
+                               {"off": self.off}, ["switched off in the experiment"])
+        if self.before_error or self.before is None:
+            return unverified(self.kind, f"the gauges could not be read before the fault: "
+                                         f"{self.before_error or 'not read'}")
+        at_revert = _wait_reverted(clock) and self._at_revert()
+        if isinstance(at_revert, str):
+            return unverified(self.kind, at_revert, {"before": self.before})
+        if at_revert is False or not _wait_recovered(clock):
+            return CheckResult(self.kind, False, "run stopped before it recovered: lasting damage not measured",
+                               {}, ["the run was stopped (abort or interrupt)"], verified=False)
+        self.before.update(at_revert)
+        t0 = time.monotonic()
+        settle = parse_duration(self.params.get("settle", SETTLE))
+        grace = parse_duration(self.params.get("alert-grace", ALERT_GRACE))
+        try:
+            after, worse = self._settled(time.time() + settle)
+            alerts = self._alerts(time.time() + grace)
+        except Exception as exc:  # noqa: BLE001 - fail closed
+            return unverified(self.kind, f"the gauges could not be read after recovery: {exc}",
+                              {"before": self.before})
+        return self._judge(after, worse, alerts, time.monotonic() - t0)
+
+    def _at_revert(self) -> dict[str, float] | str:
+        try:
+            return self.read_at_revert()
+        except Exception as exc:  # noqa: BLE001 - fail closed
+            return f"the gauges could not be read when the fault was reverted: {exc}"
+
+    def _settled(self, deadline: float) -> tuple[dict[str, float], list[str]]:
+        """Read every gauge; re-read while some are worse than allowed, up to ``deadline``."""
+        while True:
+            after = self.read()
+            worse = [g.name for g in self.gauges if not self._within(g, after)]
+            if not worse or time.time() >= deadline:
+                return after, worse
+            time.sleep(1.0)
+
+    def _within(self, g: Gauge, after: dict[str, float]) -> bool:
+        b, a = self.before[g.name], after[g.name]
+        change = (a - b) if g.worse == "up" else (b - a)
+        return change <= allowed(self.tolerance(g), b) + 1e-9
+
+    def _alerts(self, deadline: float) -> dict[str, Any] | None:
+        """Alerts firing now that were not firing before, after waiting for them to resolve."""
+        if self.before_alerts is None:
+            return None
+        ignore = set(self.params.get("ignore-alerts") or ())
+        while True:
+            now = self.firing_alerts() or set()
+            new = sorted(a for a in now - self.before_alerts if a.split("{")[0] not in ignore)
+            if not new or time.time() >= deadline:
+                return {"before": sorted(self.before_alerts), "after": sorted(now), "new": new}
+            time.sleep(1.0)
+
+    def _judge(self, after: dict[str, float], worse: list[str], alerts: dict[str, Any] | None,
+               seconds: float) -> CheckResult:
+        rows = []
+        for g in self.gauges:
+            b, a = self.before[g.name], after[g.name]
+            tol = self.tolerance(g)
+            rows.append({"gauge": g.name, "unit": g.unit, "baseline": g.baseline, "before": _r(b), "after": _r(a), "change": _r(a - b),
+                         "tolerance": (f"{tol}" if isinstance(tol, str) else f"{'+' if g.worse == 'up' else '-'}{tol:g}"),
+                         "allowed": _r(allowed(tol, b)), "worse": g.worse, "ok": g.name not in worse,
+                         "what": g.what})
+        failures = [f"{r['gauge']} {r['before']:g} -> {r['after']:g} {r['unit']} "
+                    f"(tolerance {r['tolerance']})".replace("  ", " ") for r in rows if not r["ok"]]
+        measured: dict[str, Any] = {"gauges": rows, "before_read_seconds": round(self.before_seconds, 2),
+                                    "after_read_seconds": round(seconds, 2)}
+        if alerts is not None:
+            measured["alerts"] = alerts
+            if alerts["new"]:
+                failures.append(f"alerts still firing that were not before: {', '.join(alerts['new'])}")
+        evidence = [self.sources or "target gauges", "phase: just before the first injection, and after recovery"]
+        if failures:
+            return CheckResult(self.kind, False, "lasting damage: " + "; ".join(failures), measured, evidence)
+        return CheckResult(self.kind, True, f"no lasting damage: {len(rows)} gauges back within tolerance"
+                                            + (", no alert left firing" if alerts is not None else ""),
+                           measured, evidence)
+
+
+def _r(v: float) -> float:
+    return round(float(v), 2)
+
+
+def _wait_reverted(clock: RunClock) -> bool:
+    while not clock.reverted.wait(0.2):
+        if clock.stop.is_set():
+            return False
+    return True
+
+
+def _wait_recovered(clock: RunClock) -> bool:
+    """Until the run has measured its recovery (with no run: once the faults are reverted)."""
+    from harness.engine import context
+
+    run = context.current_or_none()
+    while run is not None and run.recovered_at is None:
+        if clock.stop.wait(0.2):
+            return False
+    return True
+
+
+def with_defaults(exp: "Experiment", target: "Target") -> tuple:
+    """The experiment's expectations plus every default one the target offers that the
+    experiment does not name (e.g. ``no-lasting-damage`` on the lab)."""
+    from harness.experiment.model import Expectation
+
+    if exp.plain_ctk:
+        return exp.expect
+    named = {e.kind for e in exp.expect}
+    extra = tuple(Expectation(kind, {}, None) for kind, cls in sorted(target.checks().items())
+                  if getattr(cls, "default", False) and kind not in named)
+    return exp.expect + extra

@@ -1,0 +1,206 @@
+"""No lasting damage on the lab: its gauges before the first fault and after recovery.
+
+On by default for every lab experiment (see :mod:`harness.checks.damage`). Each gauge
+is read from the component itself, in about a second all together:
+
+  db-connections    application backends busy (not idle) on every PostgreSQL member
+  db-backends       all application backends (idle pooled ones too: the pools may grow)
+  db-half-open      those minus the sessions HAProxy's read-write endpoint holds: backends
+                    whose client is gone (a cut dropped the closing packets)
+  replication-lag-mb  the largest replica lag Patroni reports (/cluster)
+  replicas-streaming  replicas streaming from the primary (fewer is worse)
+  replica-restarts  restarts of the api replicas since the last revert (orchestrator
+                    /state): a kill restarts its replica on purpose; a crash loop goes on
+  rss-mb, open-files  resident memory and open file descriptors of every lab process
+                    and its children (pid files under the run dir; psutil)
+  disk-mb           bytes under the lab's run dir (data, WAL, TSDB, logs)
+  toxics            Toxiproxy toxics on any link (a fault left behind)
+  iptables-rules    rules in the zones' zone-loss chains (a cut left behind)
+and alerts: firing in Prometheus (/api/v1/alerts) after recovery but not before.
+"""
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+
+from harness.checks.damage import Gauge, LastingDamage
+from harness.targets import registry
+
+MB = 1024 * 1024
+
+
+@registry.check("lab")
+class LabLastingDamage(LastingDamage):
+    default = True
+    sources = ("pg_stat_activity on every member, HAProxy admin socket, Patroni /cluster, orchestrator "
+               "/state, /proc of the lab's processes, the run dir, Toxiproxy API, zone iptables chains, "
+               "Prometheus /api/v1/alerts")
+    gauges = (
+        # The service's pools (16 a replica) grow under latency and shrink after psycopg_pool's
+        # max_idle (10 min): idle pooled backends are no damage; a leak beyond them shows as
+        # half-open backends, and busy ones as connections in use.
+        Gauge("db-connections", "", 4, "application backends busy (not idle) on the database members"),
+        Gauge("db-backends", "", 32, "application backends on the database members, idle or not"),
+        Gauge("db-half-open", "", 2, "backends with no HAProxy session behind them"),
+        Gauge("replication-lag-mb", "MB", 16, "largest replica lag (Patroni)"),
+        Gauge("replicas-streaming", "", 0, "DB replicas streaming", worse="down"),
+        Gauge("replica-restarts", "", 0, "api replica restarts after the last revert (orchestrator)",
+              baseline="revert"),
+        Gauge("rss-mb", "MB", "25%", "resident memory of the lab's processes"),
+        Gauge("open-files", "", "25%", "open file descriptors of the lab's processes"),
+        Gauge("disk-mb", "MB", 256, "disk used under the lab's run dir"),
+        Gauge("toxics", "", 0, "Toxiproxy toxics left on any link"),
+        Gauge("iptables-rules", "", 0, "rules left in the zones' zone-loss chains"),
+    )
+
+    def read(self) -> dict[str, float]:
+        cfg = self.target.cfg
+        readers = {"processes": self._processes, "disk": self._disk, "toxics": self._toxics,
+                   "rules": self._rules, "restarts": self._restarts}
+        if cfg.with_db:
+            readers["db"] = self._db
+        with ThreadPoolExecutor(len(readers)) as pool:
+            futures = {k: pool.submit(f) for k, f in readers.items()}
+            out: dict[str, float] = {}
+            errors = []
+            for k, fut in futures.items():
+                try:
+                    out.update(fut.result())
+                except Exception as exc:  # noqa: BLE001 - collected: fail closed below
+                    errors.append(f"{k}: {exc or type(exc).__name__}")
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        if not cfg.with_db:  # nothing to leak: the service keeps its data in memory
+            out.update({"db-connections": 0, "db-backends": 0, "db-half-open": 0, "replication-lag-mb": 0, "replicas-streaming": 0})
+        return out
+
+    # -- the readers ----------------------------------------------------------------
+    def _db(self) -> dict[str, float]:
+        import psycopg
+
+        from harness.lab import db
+
+        cfg = self.target.cfg
+        server = busy = 0
+        for zone in cfg.zones:
+            with psycopg.connect(db.dsn(cfg, zone, dbname="postgres"), autocommit=True, connect_timeout=2) as conn:
+                n, b = conn.execute("SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity "
+                                    "WHERE usename = %s AND backend_type = 'client backend'", (db.APP_USER,)).fetchone()
+            server += int(n)
+            busy += int(b)
+        sessions = _haproxy_sessions(cfg, "db-rw")
+        state = db.cluster_state(cfg, timeout=2)
+        if not state:
+            raise RuntimeError("no Patroni member answers /cluster")
+        replicas = [m for m in state.get("members", []) if m.get("role") not in ("leader", "master", "primary",
+                                                                                   "standby_leader")]
+        streaming = [m for m in replicas if m.get("state") in ("streaming", "running")]
+        lags = [m.get("lag") for m in streaming]
+        if any(not isinstance(x, (int, float)) for x in lags):
+            lag = max((x for x in lags if isinstance(x, (int, float))), default=0) / MB
+            # Patroni says "unknown" for a replica it cannot measure: count it as not streaming
+            streaming = [m for m in streaming if isinstance(m.get("lag"), (int, float))]
+        else:
+            lag = max(lags, default=0) / MB
+        return {"db-connections": busy, "db-backends": server, "db-half-open": max(0, server - sessions),
+                "replication-lag-mb": lag, "replicas-streaming": len(streaming)}
+
+    def _processes(self) -> dict[str, float]:
+        from harness.lab import procs
+
+        cfg = self.target.cfg
+        rss = fds = 0
+        seen: set[int] = set()
+        names = procs.names(cfg)
+        if not names:
+            raise RuntimeError(f"no lab process has a pid file under {cfg.path('pids')}")
+        for name in names:
+            pid = procs.read_pid(cfg, name)
+            if pid is None:
+                continue  # stopped on purpose (e.g. a component the lab runs without)
+            try:
+                top = psutil.Process(pid)
+                family = [top] + top.children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            for p in family:
+                if p.pid in seen:
+                    continue
+                seen.add(p.pid)
+                try:
+                    with p.oneshot():
+                        rss += p.memory_info().rss
+                        fds += p.num_fds()
+                except psutil.NoSuchProcess:
+                    continue
+        return {"rss-mb": rss / MB, "open-files": fds}
+
+    def _disk(self) -> dict[str, float]:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.target.cfg.root):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+                except FileNotFoundError:
+                    continue  # a WAL segment recycled while we walked
+        return {"disk-mb": total / MB}
+
+    def _toxics(self) -> dict[str, float]:
+        from harness.lab.toxiproxy import Client
+
+        return {"toxics": sum(len(v) for v in Client(self.target.cfg).all_toxics().values())}
+
+    def _rules(self) -> dict[str, float]:
+        from harness.lab import network, sh
+
+        cfg = self.target.cfg
+        n = 0
+        for zone in cfg.zones:
+            proc = sh.run("iptables", "-S", network.ZONE_CHAIN, netns=cfg.netns(zone), check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"cannot list zone {zone}'s {network.ZONE_CHAIN} chain: {proc.stderr.strip()}")
+            n += sum(1 for r in proc.stdout.splitlines() if r.startswith("-A"))
+        return {"iptables-rules": n}
+
+    def _restarts(self) -> dict[str, float]:
+        return {"replica-restarts": sum(int(r.get("restarts") or 0)
+                                        for r in self.target.orchestrator_state()["replicas"])}
+
+    def read_at_revert(self) -> dict[str, float]:
+        return self._restarts()
+
+    def firing_alerts(self) -> set[str] | None:
+        url = self.target.prometheus_url
+        if not url:
+            return None
+        with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=2) as r:
+            data = json.loads(r.read())
+        out = set()
+        for a in data["data"]["alerts"]:
+            if a.get("state") == "firing":
+                labels = {k: v for k, v in a["labels"].items() if k not in ("alertname", "severity")}
+                out.add(a["labels"]["alertname"] + ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+                                                    + "}" if labels else ""))
+        return out
+
+
+def _haproxy_sessions(cfg, backend: str) -> int:
+    """Current sessions of one HAProxy backend (stats 'scur')."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2)
+        s.connect(str(cfg.path("haproxy", "admin.sock")))
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    for line in data.decode().splitlines():
+        f = line.split(",")
+        if len(f) > 4 and f[0] == backend and f[1] == "BACKEND":
+            return int(f[4])
+    raise RuntimeError(f"HAProxy's stats have no {backend} backend")
