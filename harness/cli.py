@@ -342,7 +342,8 @@ def lab() -> None:
 
 
 def _lab_options(f):
-    f = click.option("--prefix", default="rh", show_default=True, help="Names of namespaces/links/run dir.")(f)
+    f = click.option("--prefix", default="rh", show_default=True, envvar="HARNESS_LAB_PREFIX",
+                     help="Names of namespaces/links/run dir.")(f)
     f = click.option("--run-dir", default=None, envvar="HARNESS_LAB_DIR", help="Where logs, data and state live.")(f)
     return f
 
@@ -351,10 +352,13 @@ def _lab_options(f):
 @_lab_options
 @click.option("--replicas", default=3, show_default=True, help="api replicas at start (the autoscaler's minimum).")
 @click.option("--max-replicas", default=6, show_default=True)
-@click.option("--zones", default="a,b,c", show_default=True)
-@click.option("--port-base", default=17000, show_default=True, help="Every lab port is this + an offset.")
-@click.option("--subnet", default="10.77.0", show_default=True, help="/24 of the lab bridge (first three octets).")
-@click.option("--no-db", is_flag=True, help="Without PostgreSQL/Patroni/etcd (faster; in-memory service).")
+@click.option("--zones", default="a,b,c", show_default=True, envvar="HARNESS_LAB_ZONES")
+@click.option("--port-base", default=17000, show_default=True, envvar="HARNESS_LAB_PORT_BASE",
+              help="Every lab port is this + an offset.")
+@click.option("--subnet", default="10.77.0", show_default=True, envvar="HARNESS_LAB_SUBNET",
+              help="/24 of the lab bridge (first three octets).")
+@click.option("--no-db", is_flag=True, envvar="HARNESS_LAB_NO_DB",
+              help="Without PostgreSQL/Patroni/etcd (faster; in-memory service).")
 @click.option("--async-replication", is_flag=True, help="Asynchronous DB replication (RPO > 0) instead of synchronous.")
 def lab_up(prefix, run_dir, replicas, max_replicas, zones, port_base, subnet, no_db, async_replication) -> None:
     """Start the lab (idempotent) and wait until every component is healthy."""

@@ -35,6 +35,8 @@ class Outcome:
     reasons: list[str] = field(default_factory=list)
     numbers: str = ""
     report: str | None = None
+    properties: list[tuple[str, str]] = field(default_factory=list)  # JUnit <properties>
+    seconds: float = 0.0
 
 
 def collect(suite: str, dirs: tuple[str, ...] = DEFAULT_DIRS) -> list[Item]:
@@ -72,7 +74,9 @@ def run_item(item: Item, target_spec: str | None, lab_dir: str | None, report_di
         numbers = " ".join(x for x in (
             f"RTO {rto.get('seconds'):.1f}s" if isinstance(rto.get("seconds"), (int, float)) else "",
             f"RPO {rpo.get('seconds'):.1f}s" if isinstance(rpo.get("seconds"), (int, float)) else "") if x)
-        return Outcome(item, r.status, r.exit_code, list(r.reasons), numbers, r.report_path)
+        props = [("verdict", r.status), ("exit_code", str(r.exit_code)), *(("reason", x) for x in r.reasons)]
+        props += [(k, v) for k, v in (("numbers", numbers), ("report", r.report_path)) if v]
+        return Outcome(item, r.status, r.exit_code, list(r.reasons), numbers, r.report_path, props)
     from harness.engine.run import Run
     from harness.targets import resolve_target
 
@@ -84,8 +88,10 @@ def run_item(item: Item, target_spec: str | None, lab_dir: str | None, report_di
             numbers.append(f"availability under fault {r.rendered}")
     if res.recovery and res.recovery.get("seconds") is not None:
         numbers.append(f"recovered in {res.recovery['seconds']:.1f}s")
+    from harness.pytest_plugin import verdict_properties
+
     return Outcome(item, res.verdict.status, res.verdict.exit_code, list(res.verdict.reasons), ", ".join(numbers),
-                   res.report_path)
+                   res.report_path, verdict_properties(res))
 
 
 def worst_exit(outcomes: list[Outcome]) -> int:
@@ -118,3 +124,30 @@ def write_summary(text: str, path: str | None) -> list[str]:
             f.write(text)
         written.append(p)
     return written
+
+
+def write_junit(suite: str, outcomes: list[Outcome], path: str) -> None:
+    """JUnit XML as CI systems read it (GitHub's test reporters, GitLab's
+    ``artifacts:reports:junit``): one <testcase> per item, a <failure> with the reasons
+    for a failed verdict, an <error> for a run that could not be judged (exit 3/5)."""
+    import xml.etree.ElementTree as ET
+
+    failures = sum(1 for o in outcomes if o.exit_code in (1, 4))
+    errors = sum(1 for o in outcomes if o.exit_code not in (0, 1, 4))
+    suite_el = ET.Element("testsuite", name=f"resilience {suite}", tests=str(len(outcomes)),
+                          failures=str(failures), errors=str(errors),
+                          time=f"{sum(o.seconds for o in outcomes):.3f}")
+    for o in outcomes:
+        case = ET.SubElement(suite_el, "testcase", classname=f"{o.item.kind}.{o.item.path.parent.name}",
+                             name=str(o.item.path), time=f"{o.seconds:.3f}")
+        props = ET.SubElement(case, "properties")
+        for name, value in o.properties:
+            ET.SubElement(props, "property", name=name, value=value)
+        if o.exit_code != 0:
+            tag = "failure" if o.exit_code in (1, 4) else "error"
+            el = ET.SubElement(case, tag, message=f"{o.status}: " + "; ".join(o.reasons[:3]))
+            el.text = "\n".join(o.reasons) + (f"\nreport: {o.report}" if o.report else "")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    root = ET.Element("testsuites")
+    root.append(suite_el)
+    ET.ElementTree(root).write(path, encoding="unicode", xml_declaration=True)

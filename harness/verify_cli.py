@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 from rich.table import Table
@@ -11,14 +12,18 @@ from harness.errors import InvalidInput
 
 @click.command()
 @click.option("--suite", required=True, metavar="TAG", help="Run every experiment, scenario and drill tagged TAG.")
-@click.option("--dir", "dirs", multiple=True, type=click.Path(), metavar="DIR",
-              help="Where to look (repeatable; default experiments/, scenarios/, drills/).")
+@click.option("--dir", "dirs", multiple=True, type=click.Path(), metavar="DIR", envvar="HARNESS_SUITE_DIRS",
+              help="Where to look (repeatable, or $HARNESS_SUITE_DIRS separated by spaces; default "
+                   "experiments/, scenarios/, drills/).")
 @click.option("--target", "target_spec", default=None, help="'lab' (default) or a target file, for the experiments.")
 @click.option("--lab-dir", default=None, envvar="HARNESS_LAB_DIR", help="Run directory of the lab to use.")
 @click.option("--report-dir", default="reports", show_default=True)
 @click.option("--summary", "summary_path", default=None, metavar="FILE",
               help="Write the Markdown summary here too (it always goes to $GITHUB_STEP_SUMMARY when set).")
-def verify(suite, dirs, target_spec, lab_dir, report_dir, summary_path) -> None:
+@click.option("--junitxml", "junit_path", default=None, metavar="FILE",
+              help="Write a JUnit XML report (one test case per item, its numbers as properties) for the "
+                   "CI system's test view.")
+def verify(suite, dirs, target_spec, lab_dir, report_dir, summary_path, junit_path) -> None:
     """The pre-release gate: run the suite's experiments and drills, one after another.
 
     \b
@@ -39,7 +44,9 @@ def verify(suite, dirs, target_spec, lab_dir, report_dir, summary_path) -> None:
     outcomes = []
     for n, item in enumerate(items, 1):
         console.print(f"[bold]({n}/{len(items)}) {item.title}[/bold]  [dim]{item.path}[/dim]")
+        began = time.monotonic()
         outcome = gate.run_item(item, target_spec, lab_dir, report_dir, ConsoleProgress(console, True))
+        outcome.seconds = time.monotonic() - began
         outcomes.append(outcome)
         colour = "green" if outcome.exit_code == 0 else "red"
         console.print(f"  [{colour}]{outcome.status}[/{colour}] {outcome.numbers}")
@@ -55,4 +62,7 @@ def verify(suite, dirs, target_spec, lab_dir, report_dir, summary_path) -> None:
         console.print(f"[red]FAILED[/red] {o.item.path}: " + "; ".join(o.reasons[:3]))
     for path in gate.write_summary(gate.markdown(suite, outcomes), summary_path):
         console.print(f"[dim]summary: {path}[/dim]")
+    if junit_path:
+        gate.write_junit(suite, outcomes, junit_path)
+        console.print(f"[dim]junit: {junit_path}[/dim]")
     sys.exit(gate.worst_exit(outcomes))
