@@ -7,6 +7,9 @@
 #   --name            cluster name (default rh-testbed; kubeconfig context kwok-NAME)
 #   --nodes-per-zone  nodes in each of zone-a, zone-b, zone-c (default 2)
 #   --no-qps-limits   lift the components' client QPS limits (benchmarks)
+#   --prometheus-port a Prometheus (Debian's binary, run by kwokctl) scraping every
+#                     control-plane component on this port; tools/k8s-testbed/monitoring.sh
+#                     then adds the alert rules and an Alertmanager
 #
 # Prints the kubeconfig path as the last line of stdout; progress goes to stderr.
 # An existing cluster of the same name is deleted first (down.sh).
@@ -20,12 +23,14 @@ source "$HERE/versions.sh"
 NAME=rh-testbed
 NODES_PER_ZONE=2
 NO_QPS_LIMITS=false
+PROMETHEUS_PORT=
 ZONES=(zone-a zone-b zone-c)
 while (( $# )); do
     case "$1" in
         --name) NAME="$2"; shift 2 ;;
         --nodes-per-zone) NODES_PER_ZONE="$2"; shift 2 ;;
         --no-qps-limits) NO_QPS_LIMITS=true; shift ;;
+        --prometheus-port) PROMETHEUS_PORT="$2"; shift 2 ;;
         -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "up.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -136,6 +141,7 @@ T0=$SECONDS
     --runtime binary \
     --enable metrics-server \
     --heartbeat-factor 1 \
+    ${PROMETHEUS_PORT:+--prometheus-port "$PROMETHEUS_PORT" --prometheus-binary "$(command -v prometheus)"} \
     --wait 5m >&2 \
     || { "$HERE/down.sh" --name "$NAME" >&2 || true; die "kwokctl create cluster failed (logs: $KWOKCTL logs --name $NAME <component>)"; }
 say "control plane up in $((SECONDS - T0)) s"
