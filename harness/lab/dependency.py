@@ -1,6 +1,7 @@
 """A stub "external dependency" (think of the payment or document-storage API in the seeds).
 
   GET /quote     {"quote": <float>, "source": "dependency"}
+  POST /pay      {"id": ...}: a payment, appended to the ledger (``--ledger``) before 200
   GET /healthz   200 while it runs
   GET /metrics   dependency_requests_total, dependency_request_duration_seconds
 
@@ -25,6 +26,11 @@ from harness.lab.component import Component, Health
 from harness.lab.httpd import QuietHandler
 
 
+def ledger_path(cfg):
+    """Every payment the dependency received (``id epoch`` per line), across restarts."""
+    return cfg.path("data", "payments-ledger.log")
+
+
 class Dependency(Component):
     name = "dependency"
 
@@ -36,6 +42,7 @@ class Dependency(Component):
         procs.start(self.cfg, self.name, [
             sys.executable, "-m", "harness.lab.dependency",
             "--listen", f"127.0.0.1:{self.cfg.port('dependency')}",
+            "--ledger", str(ledger_path(self.cfg)),
         ])
         procs.wait_for(self.ok, 15, "dependency", self.cfg, self.name)
 
@@ -67,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--listen", required=True)
+    p.add_argument("--ledger", default="", help="append-only log of the payments received")
     args = p.parse_args(argv)
+    ledger = open(args.ledger, "a", buffering=1) if args.ledger else None
     requests_total = Counter("dependency_requests_total", "requests", ["route", "status"])
     duration = Histogram("dependency_request_duration_seconds", "request duration", ["route"])
 
@@ -90,6 +99,24 @@ def main(argv: list[str] | None = None) -> None:
                 return
             self._send(404, b'{"error":"not found"}')
             requests_total.labels("other", "404").inc()
+
+        def do_POST(self) -> None:
+            t0 = time.perf_counter()
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path.split("?")[0] != "/pay":
+                self._send(404, b'{"error":"not found"}')
+                return
+            try:
+                payment_id = str(json.loads(body)["id"])
+            except (ValueError, KeyError, TypeError):
+                self._send(400, b'{"error":"a payment is {\"id\": ...}"}')
+                return
+            if ledger:
+                ledger.write(f"{payment_id} {time.time():.6f}\n")  # on record before the 200
+            self._send(200, b'{"ok":true}')
+            requests_total.labels("/pay", "200").inc()
+            duration.labels("/pay").observe(time.perf_counter() - t0)
 
     host, port = args.listen.rsplit(":", 1)
     ThreadingHTTPServer.request_queue_size = 128  # the default backlog of 5 drops bursts

@@ -5,6 +5,9 @@ Routes (what the default locustfile exercises):
   GET  /api/orders          read from the database
   POST /api/orders          write to the database; every acknowledged write is logged
   GET  /api/quote           calls the external dependency (timeout configurable)
+  POST /api/payments        sends a payment to the dependency; when it cannot, queues it
+                            (202) and a drainer sends it once the dependency is back
+                            (harness/lab/payments.py)
   GET  /api/work?ms=N       burns N ms of CPU (drives autoscaling)
   POST /api/burn?millicores=N  burn N millicores in the background until told 0
                             (the lab's cpu-stress fault: a CPU spike inside the "pod")
@@ -28,6 +31,7 @@ from http.server import ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from harness.lab.httpd import QuietHandler
+from harness.lab.payments import PaymentQueue
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 DURATION = Histogram(
@@ -52,6 +56,7 @@ class App:
         self.last_quote: dict | None = None
         self._burner = None
         self.lock = threading.Lock()
+        self.payments = PaymentQueue(args)
         if args.ack_log:
             os.makedirs(os.path.dirname(args.ack_log), exist_ok=True)
             self.ack_log = open(args.ack_log, "a", buffering=1)
@@ -192,6 +197,11 @@ def make_handler(app: App):
                 status, body = app.orders_write()
             elif path == "/api/quote" and method == "GET":
                 status, body = app.quote()
+            elif path == "/api/payments" and method == "POST":
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, body = app.payments.pay()
             elif path == "/api/burn" and method == "POST":
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
@@ -249,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dependency-fallback", type=int, default=1,
                    help="1: answer from the last good dependency answer when it fails; 0: fail")
     p.add_argument("--ack-log", default="", help="append-only log of acknowledged writes")
+    PaymentQueue.add_arguments(p)
     args = p.parse_args(argv)
     host, port = args.listen.rsplit(":", 1)
     UP_SINCE.set(time.time())
