@@ -120,14 +120,6 @@ CATALOGUE: dict[str, CheckKind] = {
              "min-queued": {"type": "integer", "minimum": 0}},
         ),
         CheckKind(
-            "payments-delivered",
-            "Nothing the service accepted is lost: every payment it took (sent at once or queued "
-            "while the dependency was down) reaches the dependency within the time after the "
-            "revert (lab: harness/lab/payments.py and its ledger).",
-            {"within": DURATION, "max-lost": {"type": "integer", "minimum": 0},
-             "min-queued": {"type": "integer", "minimum": 0}},
-        ),
-        CheckKind(
             "db-quorum",
             "The database keeps one primary (and its consensus store a quorum) throughout.",
             {"within": DURATION},
