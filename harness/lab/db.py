@@ -56,6 +56,12 @@ APP_USER = APP_PASSWORD = APP_DB = "harness"
 #: a peer lost in a zone cut is found within idle + interval x count = 11 s
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 2, 3
 
+
+def keepalives_on() -> bool:
+    """Test-only knob: HARNESS_LAB_TCP_KEEPALIVES=off while a lab starts gives it no TCP
+    keepalives on its database hops (the half-open leak back on: tests/lab/test_damage.py)."""
+    return os.environ.get("HARNESS_LAB_TCP_KEEPALIVES", "on") != "off"
+
 # Patroni timings (see the module docstring).
 TTL = 20
 LOOP_WAIT = 1
@@ -151,8 +157,10 @@ def dsn(cfg: LabConfig, zone: str | None = None, *, via: str = "direct", dbname:
             zone = zone_of(p)
         host, port = cfg.zone_ip(zone), cfg.port("postgres")
     user, password = (APP_USER, APP_PASSWORD) if dbname == APP_DB else ("postgres", SUPERUSER_PASSWORD)
-    return (f"host={host} port={port} dbname={dbname} user={user} password={password} connect_timeout=2 "
-            f"keepalives=1 keepalives_idle={KEEPALIVE_IDLE} keepalives_interval={KEEPALIVE_INTERVAL} "
+    base = f"host={host} port={port} dbname={dbname} user={user} password={password} connect_timeout=2 "
+    if not keepalives_on():
+        return base + "keepalives=0"
+    return (base + f"keepalives=1 keepalives_idle={KEEPALIVE_IDLE} keepalives_interval={KEEPALIVE_INTERVAL} "
             f"keepalives_count={KEEPALIVE_COUNT}")
 
 

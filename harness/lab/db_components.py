@@ -28,6 +28,7 @@ from harness.lab.db import (
     cluster_state,
     data_dir,
     dsn,
+    keepalives_on,
     ensure_traversable,
     etcd_url,
     member_name,
@@ -203,9 +204,9 @@ class Patroni(Component):
                     # is found by TCP keepalives within 5 + 3 x 2 s, instead of the
                     # kernel's 2 h: otherwise every cut leaves idle backends until
                     # max_connections runs out.
-                    "tcp_keepalives_idle": KEEPALIVE_IDLE,
-                    "tcp_keepalives_interval": KEEPALIVE_INTERVAL,
-                    "tcp_keepalives_count": KEEPALIVE_COUNT,
+                    **({"tcp_keepalives_idle": KEEPALIVE_IDLE,
+                        "tcp_keepalives_interval": KEEPALIVE_INTERVAL,
+                        "tcp_keepalives_count": KEEPALIVE_COUNT} if keepalives_on() else {}),
                 },
             },
             "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
@@ -308,6 +309,10 @@ class Patroni(Component):
         }]
 
     def haproxy_sections(self) -> str:
+        HAPROXY_KEEPALIVES = (f"    option clitcpka\n    option srvtcpka\n    clitcpka-idle {KEEPALIVE_IDLE}s\n"
+                              f"    clitcpka-intvl {KEEPALIVE_INTERVAL}s\n    clitcpka-cnt {KEEPALIVE_COUNT}\n"
+                              f"    srvtcpka-idle {KEEPALIVE_IDLE}s\n    srvtcpka-intvl {KEEPALIVE_INTERVAL}s\n"
+                              f"    srvtcpka-cnt {KEEPALIVE_COUNT}\n")
         cfg = self.cfg
         servers = "\n".join(
             f"    server {member_name(z)} {cfg.zone_ip(z)}:{cfg.port('postgres')} check port {cfg.port('patroni')}"
@@ -324,15 +329,7 @@ listen db-rw
     # Keepalives on both sides: a session whose client (Toxiproxy, the service behind
     # it) or server (a member in a cut zone) died without a word is closed within
     # seconds, not after the 1 h idle time-out.
-    option clitcpka
-    option srvtcpka
-    clitcpka-idle {KEEPALIVE_IDLE}s
-    clitcpka-intvl {KEEPALIVE_INTERVAL}s
-    clitcpka-cnt {KEEPALIVE_COUNT}
-    srvtcpka-idle {KEEPALIVE_IDLE}s
-    srvtcpka-intvl {KEEPALIVE_INTERVAL}s
-    srvtcpka-cnt {KEEPALIVE_COUNT}
-    option httpchk GET /primary
+{HAPROXY_KEEPALIVES if keepalives_on() else ""}    option httpchk GET /primary
     http-check expect status 200
     default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
 {servers}

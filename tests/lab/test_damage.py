@@ -1,0 +1,128 @@
+"""Lasting damage is a verdict: the no-lasting-damage expectation (on by default on the
+lab) compares the lab's gauges before the first fault and after recovery.
+
+A short cut of every zone (TCP reset, 3 s) is what left half-open database connections
+behind before the lab's TCP keepalives (issue 15). On the session lab it leaves nothing
+(the check passes, every gauge within tolerance); on a sibling lab started with the
+test-only knob HARNESS_LAB_TCP_KEEPALIVES=off the same run fails on db-half-open, with
+its before/after values and its tolerance.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.engine.run import Run
+from harness.experiment.loader import load_experiment
+from harness.lab.lab import Lab
+from harness.targets.lab import LabTarget
+
+from .conftest import ROOT, sibling_config
+
+ALL_ZONES_BLINK = """\
+title: every zone refused for 3 s
+load: {{locustfile: {root}/load/api.py, users: 20, spawn-rate: 20, warmup: 3s}}
+steady-state: {{window: 3s, slo: {{availability: ">= 80%"}}}}
+method:
+{steps}
+abort-when:
+  - {{elapsed: "> 3m"}}
+recovery: {{within: 60s, window: 3s}}
+{expect}
+"""
+
+
+def blink(cfg, cuts: int = 1, expect: str = "") -> str:
+    steps = []
+    for n in range(cuts):
+        steps += [f"  - {{fault: zone-loss, zone: {z}, mode: refuse, duration: 3s"
+                  + (", concurrent: true}" if z != cfg.zones[-1] else "}") for z in cfg.zones]
+        if n < cuts - 1:
+            steps.append("  - pause: 8s")
+    return ALL_ZONES_BLINK.format(root=ROOT, steps="\n".join(steps), expect=expect)
+
+
+def run_on(target, tmp_path, text: str):
+    path = tmp_path / f"exp-{time.monotonic_ns()}.yaml"
+    path.write_text(text)
+    return Run(load_experiment(path), target, report_dir=tmp_path / "reports", lock_wait=300).execute()
+
+
+def damage(result):
+    found = [c for c in result.checks if c.kind == "no-lasting-damage"]
+    assert len(found) == 1, [c.kind for c in result.checks]
+    return found[0]
+
+
+def test_on_by_default_and_a_healed_lab_passes(lab, target, tmp_path):
+    result = run_on(target, tmp_path, blink(lab.cfg))
+    check = damage(result)
+    rows = {r["gauge"]: r for r in check.measured["gauges"]}
+    print(check.summary, {k: (r["before"], r["after"]) for k, r in rows.items()},
+          check.measured["before_read_seconds"], check.measured["after_read_seconds"])
+    assert result.verdict.status == "passed", result.verdict.reasons
+    assert check.passed and check.verified, check.summary
+    assert {"db-half-open", "db-connections", "replication-lag-mb", "replica-restarts", "rss-mb", "open-files",
+            "disk-mb", "toxics", "iptables-rules"} <= set(rows)
+    assert check.measured["alerts"]["new"] == []
+    # the report shows before and after side by side
+    html = (tmp_path / "reports" / result.run_id / "report.html").read_text()
+    assert '<table class="damage">' in html and "after recovery" in html
+
+
+def test_switched_off_with_a_reason(lab, target, tmp_path):
+    text = blink(lab.cfg, expect='expect:\n  - no-lasting-damage: {off: "judged by another test"}')
+    result = run_on(target, tmp_path, text)
+    check = damage(result)
+    assert check.passed and "switched off by the experiment (judged by another test)" in check.summary
+    assert "gauges" not in check.measured
+
+
+def test_a_tolerance_that_is_no_number_is_an_input_error(lab, target, tmp_path):
+    from harness.engine.binding import bind
+    from harness.errors import InvalidInput
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(blink(lab.cfg, expect="expect:\n  - no-lasting-damage: {tolerances: {db-half-open: lots, "
+                                          "no-such-gauge: 1}}"))
+    with pytest.raises(InvalidInput) as err:
+        bind(load_experiment(path), target)
+    text = str(err.value)
+    assert "db-half-open: tolerance 'lots'" in text and "no gauge 'no-such-gauge'" in text, text
+
+
+@pytest.fixture
+def leaky_lab(lab, monkeypatch):
+    """A sibling lab started with the test-only knob: no TCP keepalives on its DB hops."""
+    cfg = sibling_config(lab.cfg, 6, replicas=2)
+    leaky = Lab(cfg)
+    leaky.down()
+    try:
+        monkeypatch.setenv("HARNESS_LAB_TCP_KEEPALIVES", "off")
+        try:
+            leaky.up()
+        finally:
+            monkeypatch.delenv("HARNESS_LAB_TCP_KEEPALIVES")
+        yield leaky
+    finally:
+        left = leaky.down()
+        assert not left, left
+
+
+def test_the_leak_switched_back_on_fails_the_run_with_the_gauge(leaky_lab, tmp_path):
+    haproxy = leaky_lab.cfg.path("haproxy", "haproxy.cfg")
+    assert "srvtcpka" not in haproxy.read_text(), "the knob did not take the keepalives off"
+    result = run_on(LabTarget(leaky_lab.cfg), tmp_path, blink(leaky_lab.cfg, cuts=2))
+    check = damage(result)
+    rows = {r["gauge"]: r for r in check.measured.get("gauges", [])}
+    print(result.verdict.reasons, rows.get("db-half-open"))
+    assert result.verdict.status == "failed", result.verdict.reasons
+    assert check.verified and not check.passed, check.summary
+    half = rows["db-half-open"]
+    assert not half["ok"] and half["after"] - half["before"] > half["allowed"], half
+    assert half["tolerance"] == "+2"
+    # the verdict names the gauge, its before/after values and the tolerance
+    assert f"db-half-open {half['before']:g} -> {half['after']:g}" in check.summary
+    assert "(tolerance +2)" in check.summary
+    assert any("lasting damage: " in r and "db-half-open" in r for r in result.verdict.reasons)
