@@ -116,8 +116,8 @@ def tier_of(plan, remaining: float) -> dict[str, str] | None:
     return None
 
 
-def _ledger(plan, service: str, now: float) -> dict[str, float]:
-    used: dict[str, float] = {}
+def _ledger(plan, service: str, now: float) -> dict[tuple, float]:
+    used: dict[tuple, float] = {}
     path = ledger_path()
     if not path.exists():
         return used
@@ -127,7 +127,8 @@ def _ledger(plan, service: str, now: float) -> dict[str, float]:
         except ValueError:
             continue
         if rec.get("plan") == plan.name and rec.get("service") == service and now - rec.get("t", 0) < SLO_PERIOD_S:
-            used[rec["slo"]] = used.get(rec["slo"], 0.0) + float(rec.get("share", 0.0))
+            key = (rec["slo"], rec.get("objective"))  # a copy with another objective has another budget
+            used[key] = used.get(key, 0.0) + float(rec.get("share", 0.0))
     return used
 
 
@@ -142,7 +143,7 @@ def report(run: "Run", result: "RunResult", pj) -> dict[str, Any]:
     used = _ledger(pj.plan, pj.service, now)
     worst = None
     for r in rows:
-        before = max(0.0, 1.0 - used.get(r["slo"], 0.0))
+        before = max(0.0, 1.0 - used.get((r["slo"], r["objective"]), 0.0))
         after = max(0.0, before - r["share"])
         r.update({"remaining_before": before, "remaining_after": after,
                   "tier_before": tier_of(pj.plan, before), "tier_after": tier_of(pj.plan, after)})
@@ -153,7 +154,7 @@ def report(run: "Run", result: "RunResult", pj) -> dict[str, Any]:
         with open(ledger_path(), "a") as f:
             for r in rows:
                 f.write(json.dumps({"t": now, "run": run.run_id, "plan": pj.plan.name, "service": pj.service,
-                                    "slo": r["slo"], "share": r["share"]}) + "\n")
+                                    "slo": r["slo"], "objective": r["objective"], "share": r["share"]}) + "\n")
     except OSError as exc:
         return {"slos": rows, "worst": worst, "error": f"could not record the burn in {ledger_path()}: {exc}"}
     return {"slos": rows, "worst": worst, "ledger": str(ledger_path()),

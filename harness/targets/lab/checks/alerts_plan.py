@@ -99,7 +99,7 @@ class LabAlertResolves(_Routed):
                     if active:
                         fired_at = fired_at or now
                         still = True
-                    else:
+                    elif fired_at is not None:  # an alert on a window may fire only after the revert
                         gone_at = now
                 except Exception as exc:  # noqa: BLE001 - counted
                     am.failure(now, exc)

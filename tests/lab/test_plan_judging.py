@@ -1,0 +1,193 @@
+"""Experiments judged by their plan (docs/plan-judging.md), on the session lab.
+
+experiments/dependency-down.yaml and experiments/pod-kill.yaml (slo: plan, expect: plan)
+pass as experiment items; here: the refusal when the live rules lack an expected alert,
+the new expectations on a healthy Alertmanager and their counterparts on one broken on
+purpose (inhibition missing, repeat interval 1 s, no resolved notifications), and the
+budget_burnt abort. Every change to the lab's Alertmanager/Prometheus is restored.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from harness.lab import alerting
+from tests.lab.conftest import ROOT
+
+INHIBIT = f"""\
+title: 3 s on the database link, p95 over 1 s, both latency alerts fire and the warning is inhibited
+plan: {ROOT}/plans/lab.yaml#api
+load: {{locustfile: {ROOT}/load/api.py, users: 10, spawn-rate: 10, warmup: 3s}}
+steady-state: {{window: 5s, slo: {{availability: ">= 90%"}}}}
+under-fault: {{slo: {{}}}}
+method:
+  - {{fault: network-latency, link: db, latency: 3s, duration: 15s}}
+abort-when:
+  - {{elapsed: "> 3m"}}
+recovery: {{within: 60s}}
+expect:
+  - alert-fires: {{alert: ApiLatencyP95Critical, within: 40s}}
+  - alert-inhibited: {{alert: ApiLatencyP95Warning, within: 40s}}
+  - notification-count: {{alert: ApiLatencyP95Critical}}
+  - alert-resolves: {{alert: ApiLatencyP95Critical, within: 60s}}
+"""
+
+
+def _post(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10).read()
+
+
+def _wait_quiet(lab, *alerts: str, timeout: float = 120) -> None:
+    """Start on a quiet Alertmanager: an earlier test's alert would count as this one's."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not any(alerting.active_alerts(lab.cfg, a) for a in alerts):
+            return
+        time.sleep(2)
+    raise AssertionError(f"{alerts} still firing after {timeout}s")
+
+
+@contextmanager
+def alertmanager_config(lab, change):
+    """The session lab's Alertmanager with its generated config changed, restored after."""
+    conf = lab.cfg.path("alertmanager", "alertmanager.yml")
+    original = conf.read_text()
+    doc = yaml.safe_load(original)
+    change(doc)
+    conf.write_text(yaml.safe_dump(doc, sort_keys=False))
+    _post(lab.cfg.alertmanager_url + "/-/reload")
+    try:
+        yield
+    finally:
+        conf.write_text(original)
+        _post(lab.cfg.alertmanager_url + "/-/reload")
+
+
+def _checks(result) -> dict:
+    return {(c.kind, c.measured.get("alert")): c for c in result.checks}
+
+
+def test_expect_plan_refuses_when_the_live_rules_lack_an_expected_alert(lab, tmp_path):
+    rules = lab.cfg.path("prometheus", "rules", "alerts.yml")
+    original = rules.read_text()
+    doc = yaml.safe_load(original)
+    for g in doc["groups"]:
+        g["rules"] = [r for r in g["rules"] if r.get("alert") != "DependencyDown"]
+    rules.write_text(yaml.safe_dump(doc, sort_keys=False))
+    _post(lab.cfg.prometheus_url + "/-/reload")
+    try:
+        deadline = time.time() + 20
+        while "DependencyDown" in _live(lab) and time.time() < deadline:
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        res = subprocess.run([str(Path(sys.executable).parent / "harness"), "run", "--lab-dir", lab.cfg.run_dir,
+                              "--report-dir", str(tmp_path), str(ROOT / "experiments/dependency-down.yaml")],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+        took = time.monotonic() - t0
+    finally:
+        rules.write_text(original)
+        _post(lab.cfg.prometheus_url + "/-/reload")
+    out = res.stdout + res.stderr
+    assert res.returncode == 3, out
+    assert "does not define DependencyDown (fires, plan rule from" in out, out
+    assert "users on" not in out and " inject " not in out, out  # no load started, nothing injected
+    # the reason was printed before the refusal, and nothing was started
+    assert "expects DependencyDown must fire within 12s" in out, out
+    assert "Traceback" not in out
+    assert took < 60, took  # no waiting for an alert that cannot fire (no load, no warm-up)
+    deadline = time.time() + 20
+    while "DependencyDown" not in _live(lab) and time.time() < deadline:
+        time.sleep(0.5)
+    assert "DependencyDown" in _live(lab)
+
+
+def _live(lab) -> set[str]:
+    from harness.plan.run_hooks import live_alert_names
+
+    return live_alert_names(lab.cfg.prometheus_url)
+
+
+def test_inhibition_repeat_and_resolution_on_the_plan_alertmanager(lab, run_experiment):
+    _wait_quiet(lab, "ApiLatencyP95Critical", "ApiLatencyP95Warning")
+    result = run_experiment(INHIBIT)
+    checks = _checks(result)
+    assert result.verdict.status == "passed", (result.verdict, [c.summary for c in result.checks])
+    inh = checks[("alert-inhibited", "ApiLatencyP95Warning")]
+    assert inh.measured["reads_both_active"] > 0 and inh.measured["reads_uninhibited"] == 0, inh.measured
+    assert inh.measured["notified_while_inhibiting_active_after_s"] == []
+    count = checks[("notification-count", "ApiLatencyP95Critical")]
+    assert count.measured["most_within_repeat_interval"] == 1, count.measured
+    res = checks[("alert-resolves", "ApiLatencyP95Critical")]
+    assert res.measured["resolved_notified_after_revert_s"] is not None
+
+
+def test_counterparts_on_an_alertmanager_broken_on_purpose(lab, run_experiment):
+    """No inhibition, repeat interval 1 s, no resolved notifications: each check fails
+    with the numbers it measured."""
+    def broken(doc):
+        doc.pop("inhibit_rules", None)
+        doc["route"]["repeat_interval"] = "1s"
+        for r in doc["receivers"]:
+            for w in r.get("webhook_configs", []):
+                w["send_resolved"] = False
+
+    _wait_quiet(lab, "ApiLatencyP95Critical", "ApiLatencyP95Warning")
+    with alertmanager_config(lab, broken):
+        result = run_experiment(INHIBIT)
+    _wait_quiet(lab, "ApiLatencyP95Warning", timeout=150)  # un-inhibited warnings must not outlive the test
+    checks = _checks(result)
+    assert result.verdict.status == "failed", result.verdict
+    inh = checks[("alert-inhibited", "ApiLatencyP95Warning")]
+    assert not inh.passed and inh.verified, inh.summary
+    assert "was NOT inhibited" in inh.summary and f"in {inh.measured['reads_uninhibited']} of" in inh.summary
+    assert inh.measured["reads_uninhibited"] > 0
+    assert inh.measured["notified_while_inhibiting_active_after_s"], inh.measured
+    count = checks[("notification-count", "ApiLatencyP95Critical")]
+    assert not count.passed and count.measured["most_within_repeat_interval"] > 1, count.measured
+    assert f"{count.measured['most_within_repeat_interval']} times within the plan's repeat interval 15m" \
+        in count.summary.replace("15.0m", "15m"), count.summary
+    res = checks[("alert-resolves", "ApiLatencyP95Critical")]
+    assert not res.passed and "got no resolved notification" in res.summary, res.summary
+    assert res.measured["gone_after_revert_s"] is not None and res.measured["resolved_notified_after_revert_s"] is None
+
+
+def test_budget_burnt_abort_trips_on_a_tight_plan(lab, run_experiment, tmp_path):
+    """A plan copy whose availability objective is 99.999 % (30-day budget 26 s of
+    outage): killing every replica burns more than 2 % of it within seconds."""
+    plan = (ROOT / "plans/lab.yaml").read_text().replace(
+        "        objective: 99.9\n        budget-unit: requests", "        objective: 99.999\n        budget-unit: requests")
+    assert "99.999" in plan
+    (tmp_path / "tight.yaml").write_text(plan)
+    text = f"""\
+title: budget abort
+plan: {tmp_path}/tight.yaml#api
+load: {{locustfile: {ROOT}/load/api.py, users: 10, spawn-rate: 10, warmup: 3s}}
+steady-state: {{window: 5s, slo: {{availability: ">= 90%"}}}}
+under-fault: {{slo: {{}}}}
+method:
+  - {{fault: pod-kill, selector: {{app: api}}, count: 3, duration: 20s}}
+abort-when:
+  - {{budget_burnt: "> 2%"}}
+  - {{elapsed: "> 3m"}}
+recovery: {{within: 60s}}
+"""
+    result = run_experiment(text)
+    assert result.verdict.status == "aborted", result.verdict
+    assert result.abort["condition"] == "budget_burnt > 2%"
+    assert result.abort["observed"] > 0.02
+    assert "budget_burnt > 2%' tripped: observed" in result.abort["message"], result.abort
+    budget = result.plan["budget"]
+    worst = budget["worst"]
+    assert worst["slo"] == "api-availability" and worst["share"] > 0.02 and worst["bad_requests"] > 0, worst
+    assert worst["remaining_after"] < worst["remaining_before"]
+    assert worst["tier_before"] and worst["tier_after"]
+    budget_events = [e["text"] for e in result.events if e["kind"] == "budget"]
+    assert budget_events and "of the plan's 30-day budget" in budget_events[0]
+    assert any(e["kind"] == "budget" for e in result.events)
+    Path(tmp_path / "tight.yaml").unlink()
