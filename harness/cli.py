@@ -44,7 +44,8 @@ class _Harness(click.Group):
     imported only when used: `harness run` never pays for the plan or drill modules."""
 
     LAZY = {"plan": ("harness.plan.cli", "plan"), "drill": ("harness.drills.cli", "drill"),
-            "backups": ("harness.drills.cli", "backups"), "verify": ("harness.verify_cli", "verify")}
+            "backups": ("harness.drills.cli", "backups"), "verify": ("harness.verify_cli", "verify"),
+            "gameday": ("harness.gameday.cli", "gameday")}
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))

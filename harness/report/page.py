@@ -339,6 +339,11 @@ def faults_section(view: RunView) -> str:
 def extra_sections(view: RunView) -> str:
     out = []
     for key, data in view.extra_sections().items():
+        if key == "gameday" and isinstance(data, dict) and "run" in data:
+            from harness.gameday.view import gameday_section  # scorecard + annotated timeline
+
+            out.append(gameday_section(data, view))
+            continue
         title = {"drill": "Restore drill", "gameday": "GameDay"}.get(key, key)
         if isinstance(data, dict):
             body = kv({k: v for k, v in data.items() if not isinstance(v, (list, dict))}, view)
