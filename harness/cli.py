@@ -45,7 +45,7 @@ class _Harness(click.Group):
 
     LAZY = {"plan": ("harness.plan.cli", "plan"), "drill": ("harness.drills.cli", "drill"),
             "backups": ("harness.drills.cli", "backups"), "verify": ("harness.verify_cli", "verify"),
-            "gameday": ("harness.gameday.cli", "gameday")}
+            "gameday": ("harness.gameday.cli", "gameday"), "soak": ("harness.soak_cli", "soak")}
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))

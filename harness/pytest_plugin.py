@@ -91,10 +91,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     markexpr = config.getoption("markexpr", "") or ""
     if "soak" in markexpr:
         return
-    skip = pytest.mark.skip(reason="soak test: run with -m soak")
-    for item in items:
-        if "soak" in item.keywords:
-            item.add_marker(skip)
+    # Soak tests are deselected (not skipped) from every run that does not ask for them
+    # with -m soak: the default run neither runs nor reports them.
+    soak = [item for item in items if "soak" in item.keywords]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if "soak" not in item.keywords]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
