@@ -92,7 +92,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Validate and check the target; inject nothing.")
 @click.option("--wait", "lock_wait", default=0.0, metavar="SECONDS",
               help="If another experiment is running, wait this long for it instead of refusing.")
-def run(files, target_spec, lab_dir, report_dir, quiet, as_json, dry_run, lock_wait=0.0) -> None:
+@click.option("--force", "force", default=None, metavar="REASON",
+              help="Run even if the plan's chaos policy refuses it (window, precondition); the reason goes into "
+                   "the journal.")
+def run(files, target_spec, lab_dir, report_dir, quiet, as_json, dry_run, lock_wait=0.0, force=None) -> None:
     """Run experiment FILES one after another (never at once) and judge them.
 
     \b
@@ -122,8 +125,10 @@ def run(files, target_spec, lab_dir, report_dir, quiet, as_json, dry_run, lock_w
         target = resolve_target(target_spec or exp.target, lab_dir)
         if not quiet:
             out.print(f"[bold]{exp.title}[/bold]  [dim]{exp.path} on {target.kind}[/dim]")
-        result = Run(exp, target, report_dir=report_dir, progress=ConsoleProgress(out, quiet), dry_run=dry_run,
-                     lock_wait=lock_wait).execute()
+        one = Run(exp, target, report_dir=report_dir, progress=ConsoleProgress(out, quiet), dry_run=dry_run,
+                  lock_wait=lock_wait)
+        one.force_reason = force  # harness.plan.policy
+        result = one.execute()
         verdict_table(out, result)
         summaries.append({
             "experiment": result.experiment, "title": result.title, "verdict": result.verdict.status,

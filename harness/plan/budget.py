@@ -103,9 +103,9 @@ def tiers(plan) -> list[tuple[str, float, float, str, str]]:
         if not m:
             continue
         if m.group(1):
-            out.append((m.group(1), float(m.group(2)) / 100, 0.0, f.what, f"{f.value} [{f.source}]"))
+            out.append((m.group(1), float(m.group(2)) / 100, 0.0, f.what, f"{f.value} (source: {f.source})"))
         else:
-            out.append(("-", float(m.group(3)) / 100, float(m.group(4)) / 100, f.what, f"{f.value} [{f.source}]"))
+            out.append(("-", float(m.group(3)) / 100, float(m.group(4)) / 100, f.what, f"{f.value} (source: {f.source})"))
     return out
 
 

@@ -46,8 +46,8 @@ class Applied:
     def line(self) -> str:
         if self.role == "fires":
             return (f"{self.alert} must fire within {self.fire_within:g}s and resolve within "
-                    f"{self.resolve_within:g}s of the revert ({self.budget}): {self.why} [{self.source}]")
-        return f"{self.alert} must stay silent: {self.why} [{self.source}]"
+                    f"{self.resolve_within:g}s of the revert ({self.budget}): {self.why} (source: {self.source})")
+        return f"{self.alert} must stay silent: {self.why} (source: {self.source})"
 
 
 @dataclass

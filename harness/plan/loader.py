@@ -180,7 +180,8 @@ def _chaos(r: Reader, doc: CommentedMap) -> ChaosPolicy | None:
     node = r.mapping(doc, "chaos", required=False)
     if node is None:
         return None
-    r.known_keys(node, {"business-hours", "forbidden", "outside-business-hours", "one-at-a-time", "source"}, "chaos")
+    r.known_keys(node, {"business-hours", "forbidden", "outside-business-hours", "one-at-a-time", "source",
+                        "preconditions", "announce"}, "chaos")  # the last two: harness.plan.policy reads them
     src = r.source(node) if "source" in node else None
     bh = _period(r, r.mapping(node, "business-hours"), src)
     forbidden = []
