@@ -85,6 +85,10 @@ def after(run: "Run", result: "RunResult") -> None:
         for ex in run.exp.expect:
             if ex.origin:
                 rules[f"{ex.kind} {ex.params.get('alert', '')}".strip()] = ex.origin
+        for c in result.checks:  # the rule behind each check's verdict, shown with it in the report
+            rule = pj.rule_for(c.kind, {"alert": c.measured.get("alert")})
+            if rule:
+                c.measured["plan_rule"] = rule
         out["rules"] = rules
         try:
             out["budget"] = budget.report(run, result, pj)

@@ -50,6 +50,9 @@ def summary_md(view: RunView, report_name: str = "report.html") -> str:
             out.append(f"| {cell(c.get('kind'))} | {'✅ met' if c.get('passed') else '❌ not met'} | "
                        f"{cell(c.get('summary'))} | {cell(meas)} |")
         out.append("")
+    from harness.report import plan_section
+
+    out += plan_section.markdown(view)  # each verdict's plan rule and source, budget, policy
     out.append("### Recovery")
     out.append("")
     rec = view.recovery

@@ -396,7 +396,10 @@ def report_html(view: RunView, plotly_js: str) -> str:
         return html_
 
     body.append(guarded("Charts", charts_part))
-    for title, fn in (("Alerts", alerts_section), ("SLOs", slo_section), ("Expectations", checks_section),
+    from harness.report import plan_section
+
+    for title, fn in (("Plan", plan_section.html), ("Alerts", alerts_section), ("SLOs", slo_section),
+                      ("Expectations", checks_section),
                       ("Error budget", budget_section), ("Faults", faults_section), ("Drill / GameDay", extra_sections),
                       ("Raw record", raw_section)):
         body.append(guarded(title, lambda fn=fn: fn(view)))

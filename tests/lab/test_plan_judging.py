@@ -125,6 +125,13 @@ def test_inhibition_repeat_and_resolution_on_the_plan_alertmanager(lab, run_expe
     assert count.measured["most_within_repeat_interval"] == 1, count.measured
     res = checks[("alert-resolves", "ApiLatencyP95Critical")]
     assert res.measured["resolved_notified_after_revert_s"] is not None
+    # each verdict names the plan rule it came from, with its source, in the report too
+    fires = checks[("alert-fires", "ApiLatencyP95Critical")]
+    assert fires.measured["plan_rule"].startswith("plan lab alert ApiLatencyP95Critical (for 10s;")
+    assert "seed 002 §5" in fires.measured["plan_rule"]
+    html = Path(result.report_path).read_text()
+    assert 'id="plan"' in html and "plan rule (source)" in html and "seed 002 §5 synthetic p95" in html
+    assert "budget-policy tier" in html
 
 
 def test_counterparts_on_an_alertmanager_broken_on_purpose(lab, run_experiment):

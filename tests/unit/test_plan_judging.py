@@ -119,3 +119,28 @@ def test_budget_share_by_requests_and_by_minutes():
     assert tier_of(plan, 0.3)["tier"] == "error budget 20-50% remaining"
     assert tier_of(plan, 0.1)["tier"] == "error budget < 20% remaining"
     assert "seed 002 §3.5" in tier_of(plan, 0.1)["action"]
+
+
+def test_report_shows_the_plan_rule_of_each_verdict():
+    import json
+
+    from harness.report import plan_section
+    from harness.report.view import RunView
+
+    journal = json.loads((ROOT / "tests/fixtures/journal-passed.json").read_text())
+    h = journal["harness"]
+    slo = h["slo_results"][0]
+    h["checks"].append({"kind": "alert-fires", "passed": True, "summary": "alert X fired after 4.3s",
+                        "measured": {"alert": "X", "plan_rule": "plan lab alert X (for 3s; seed 002 §5 Y)"},
+                        "evidence": [], "verified": True})
+    h["plan"] = {"plan": "lab", "file": "plans/lab.yaml", "service": "api",
+                 "rules": {f"{slo['phase']}: {slo['label']}": "plan lab SLO api-availability (seed 003 §6.2)"},
+                 "budget": {"slos": [{"slo": "api-availability", "budget_unit": "requests", "bad_requests": 3,
+                                      "requests": 1000, "bad_seconds": 1, "share": 0.011, "remaining_before": 1.0,
+                                      "remaining_after": 0.989, "tier_before": {"tier": "error budget > 50% remaining"},
+                                      "tier_after": {"tier": "error budget > 50% remaining"}}]}}
+    view = RunView(journal)
+    html = plan_section.html(view)
+    assert "seed 003 §6.2" in html and "seed 002 §5 Y" in html and "1.1%" in html
+    md = "\n".join(plan_section.markdown(view))
+    assert "seed 002 §5 Y" in md and "| plan rule (source) |" in md
