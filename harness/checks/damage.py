@@ -147,23 +147,32 @@ class LastingDamage(Check):
         if self.before_error or self.before is None:
             return unverified(self.kind, f"the gauges could not be read before the fault: "
                                          f"{self.before_error or 'not read'}")
-        at_revert = _wait_reverted(clock) and self._at_revert()
+        if not _wait_reverted(clock):
+            return CheckResult(self.kind, False, "the run stopped before its faults were reverted: lasting damage "
+                                                 "not measured", {}, ["the run was stopped (abort or interrupt)"],
+                               verified=False)
+        at_revert = self._at_revert()
         if isinstance(at_revert, str):
             return unverified(self.kind, at_revert, {"before": self.before})
-        if at_revert is False or not _wait_recovered(clock):
-            return CheckResult(self.kind, False, "run stopped before it recovered: lasting damage not measured",
-                               {}, ["the run was stopped (abort or interrupt)"], verified=False)
         self.before.update(at_revert)
+        # A run that ended early (aborted, or its hypothesis already failed: Chaos Toolkit
+        # then skips the expectations probe and the run waits only seconds for its checks)
+        # gets one reading, without the settle time or the alerts' grace.
+        early = not _wait_recovered(clock)
         t0 = time.monotonic()
-        settle = parse_duration(self.params.get("settle", SETTLE))
+        settle = 0.0 if early else parse_duration(self.params.get("settle", SETTLE))
         grace = parse_duration(self.params.get("alert-grace", ALERT_GRACE))
         try:
-            after, worse = self._settled(time.time() + settle)
-            alerts = self._alerts(time.time() + grace)
+            after, worse = self._settled(time.time() + settle, clock)
+            alerts = None if early or clock.stop.is_set() else self._alerts(time.time() + grace, clock)
         except Exception as exc:  # noqa: BLE001 - fail closed
             return unverified(self.kind, f"the gauges could not be read after recovery: {exc}",
                               {"before": self.before})
-        return self._judge(after, worse, alerts, time.monotonic() - t0)
+        result = self._judge(after, worse, alerts, time.monotonic() - t0)
+        if early or clock.stop.is_set():
+            result.summary += " (read once as the run ended early: no time to settle; alerts not judged)"
+            result.evidence.append("the run ended before recovery was confirmed: one reading, no settle time")
+        return result
 
     def _at_revert(self) -> dict[str, float] | str:
         try:
@@ -171,21 +180,21 @@ class LastingDamage(Check):
         except Exception as exc:  # noqa: BLE001 - fail closed
             return f"the gauges could not be read when the fault was reverted: {exc}"
 
-    def _settled(self, deadline: float) -> tuple[dict[str, float], list[str]]:
-        """Read every gauge; re-read while some are worse than allowed, up to ``deadline``."""
+    def _settled(self, deadline: float, clock: RunClock) -> tuple[dict[str, float], list[str]]:
+        """Read every gauge; re-read while some are worse than allowed, up to ``deadline``
+        (or until the run ends)."""
         while True:
             after = self.read()
             worse = [g.name for g in self.gauges if not self._within(g, after)]
-            if not worse or time.time() >= deadline:
+            if not worse or time.time() >= deadline or clock.stop.wait(1.0):
                 return after, worse
-            time.sleep(1.0)
 
     def _within(self, g: Gauge, after: dict[str, float]) -> bool:
         b, a = self.before[g.name], after[g.name]
         change = (a - b) if g.worse == "up" else (b - a)
         return change <= allowed(self.tolerance(g), b) + 1e-9
 
-    def _alerts(self, deadline: float) -> dict[str, Any] | None:
+    def _alerts(self, deadline: float, clock: RunClock) -> dict[str, Any] | None:
         """Alerts firing now that were not firing before, after waiting for them to resolve."""
         if self.before_alerts is None:
             return None
@@ -193,9 +202,8 @@ class LastingDamage(Check):
         while True:
             now = self.firing_alerts() or set()
             new = sorted(a for a in now - self.before_alerts if a.split("{")[0] not in ignore)
-            if not new or time.time() >= deadline:
+            if not new or time.time() >= deadline or clock.stop.wait(1.0):
                 return {"before": sorted(self.before_alerts), "after": sorted(now), "new": new}
-            time.sleep(1.0)
 
     def _judge(self, after: dict[str, float], worse: list[str], alerts: dict[str, Any] | None,
                seconds: float) -> CheckResult:
@@ -235,14 +243,15 @@ def _wait_reverted(clock: RunClock) -> bool:
 
 
 def _wait_recovered(clock: RunClock) -> bool:
-    """Until the run has measured its recovery (with no run: once the faults are reverted)."""
+    """Until the run has measured its recovery (with no run: once the faults are reverted).
+    False when the run ended first."""
     from harness.engine import context
 
     run = context.current_or_none()
     while run is not None and run.recovered_at is None:
         if clock.stop.wait(0.2):
-            return False
-    return True
+            return run.recovered_at is not None and not run.abort_event.is_set()
+    return not clock.stop.is_set()
 
 
 def with_defaults(exp: "Experiment", target: "Target") -> tuple:
