@@ -68,3 +68,11 @@ FAULT_ALERTS: dict[str, tuple[Applies, ...]] = {
 
 def applicable(fault_kind: str, params: dict) -> list[Applies]:
     return [a for a in FAULT_ALERTS.get(fault_kind, ()) if a.matches(params)]
+
+
+#: fault kinds that load the replicas above the plan's cpu-target: expect: plan then checks
+#: the scaling rule (out to max-replicas within scale-out-within, back to min-replicas,
+#: never beyond either)
+SCALING_FAULTS: dict[str, str] = {
+    "cpu-stress": "every replica burns CPU above the plan's cpu-target, so the autoscaler must scale out",
+}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InvalidInput
-from harness.plan.fault_alerts import applicable
+from harness.plan.fault_alerts import SCALING_FAULTS, applicable
 
 #: the lab's detection path (harness/lab/core.py: scrape 1 s, scrape timeout 1 s,
 #: rule evaluation 1 s): what an alert needs on top of its `for` to be seen
@@ -44,6 +44,8 @@ class Applied:
     budget: str = ""  # how fire_within/resolve_within were made up
 
     def line(self) -> str:
+        if self.role == "scales":
+            return f"{self.alert}: {self.budget}: {self.why} (source: {self.source})"
         if self.role == "fires":
             return (f"{self.alert} must fire within {self.fire_within:g}s and resolve within "
                     f"{self.resolve_within:g}s of the revert ({self.budget}): {self.why} (source: {self.source})")
@@ -69,6 +71,10 @@ class PlanJudging:
             except KeyError:
                 return ""
             return f"plan {self.plan.name} alert {a.name} (for {a.for_.text}; {a.source})"
+        sc = self.plan.scaling
+        if kind == "replicas" and sc is not None and sc.scale_out_within is not None:
+            return (f"plan {self.plan.name} scaling: min {sc.min_replicas.text}, max {sc.max_replicas.text}, "
+                    f"scale-out-within {sc.scale_out_within.text} ({sc.scale_out_within.source}; {sc.source})")
         return ""
 
 
@@ -197,19 +203,41 @@ def expectations(c, pj: PlanJudging, method: list, path: tuple) -> list[tuple[st
     if missing:
         c.add(path, f"expect: plan: plan {pj.plan.name} does not define " + "; ".join(missing)
               + " (harness/plan/fault_alerts.py says the fault brings them into play)")
-    if not seen and not missing:
+    if not seen and not missing and not any(s.kind == "fault" and s.fault in SCALING_FAULTS for s in method):
         kinds = sorted({s.fault for s in method if s.kind == "fault"})
         c.add(path, f"expect: plan: no alert of plan {pj.plan.name} applies to {', '.join(kinds) or 'no fault'} "
                     "(harness/plan/fault_alerts.py): write the expectations out")
     pj.applied = list(seen.values())
     out: list[tuple[str, dict]] = []
+    out += _scaling(c, pj, method, path)
     for a in pj.applied:
         if a.role == "fires":
             out.append(("alert-fires", {"alert": a.alert, "within": a.fire_within}))
             out.append(("alert-resolves", {"alert": a.alert, "within": a.resolve_within}))
-        else:
+        elif a.role == "silent":
             out.append(("alert-silent", {"alert": a.alert}))
     return out
+
+
+def _scaling(c, pj: PlanJudging, method: list, path: tuple) -> list[tuple[str, dict]]:
+    """The plan's scaling rule for faults that should make the autoscaler act."""
+    steps = [(i, s) for i, s in enumerate(method) if s.kind == "fault" and s.fault in SCALING_FAULTS]
+    if not steps:
+        return []
+    sc = pj.plan.scaling
+    need = (sc.min_replicas, sc.max_replicas, sc.scale_out_within) if sc else (None,)
+    if any(n is None for n in need):
+        c.add(path, f"expect: plan: {steps[0][1].fault} should make the autoscaler act, but plan {pj.plan.name} "
+                    "gives no scaling min-replicas, max-replicas and scale-out-within")
+        return []
+    lo, hi, within = int(sc.min_replicas.value), int(sc.max_replicas.value), sc.scale_out_within
+    i, step = steps[0]
+    pj.applied.append(Applied(
+        "replicas", "scales", f"{step.fault} (method[{i}])", SCALING_FAULTS[step.fault],
+        f"scale-out-within {within.source}; min/max {sc.max_replicas.source}",
+        budget=f"out to {hi} (max-replicas) within {within.text} (scale-out-within), back to {lo} (min-replicas), "
+               f"never above {hi} nor below {lo}"))
+    return [("replicas", {"at-least": hi, "at-most": hi, "never-below": lo, "back-to": lo, "within": within.value})]
 
 
 def _window_s(rule) -> float:

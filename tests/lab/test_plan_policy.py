@@ -56,7 +56,7 @@ def receiver():
 def _run(lab, tmp_path, exp: Path, now: str, url: str, *extra: str):
     env = {**os.environ, "HARNESS_NOW": now, "HARNESS_ANNOUNCE_URL": url}
     res = subprocess.run([str(Path(sys.executable).parent / "harness"), "run", "--lab-dir", lab.cfg.run_dir,
-                          "--report-dir", str(tmp_path / "reports"), "--json", *extra, str(exp)],
+                          "--report-dir", str(tmp_path / "reports"), "--json", "--wait", "300", *extra, str(exp)],
                          capture_output=True, text=True, timeout=180, cwd=ROOT, env=env)
     return res, " ".join((res.stdout + res.stderr).split())  # rich wraps long lines
 

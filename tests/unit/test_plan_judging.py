@@ -144,3 +144,17 @@ def test_report_shows_the_plan_rule_of_each_verdict():
     assert "seed 003 §6.2" in html and "seed 002 §5 Y" in html and "1.1%" in html
     md = "\n".join(plan_section.markdown(view))
     assert "seed 002 §5 Y" in md and "| plan rule (source) |" in md
+
+
+def test_expect_plan_on_a_cpu_spike_is_the_plans_scaling_rule(tmp_path):
+    text = BASE.replace("PLAN", "plans/lab.yaml#api").replace(
+        "{fault: dependency-down, duration: 5s}", "{fault: cpu-stress, selector: {app: api}, millicores: 400, duration: 5s}")
+    exp = load_experiment(_write(tmp_path, text))
+    rep = next(e for e in exp.expect if e.kind == "replicas")
+    assert rep.params == {"at-least": 6, "at-most": 6, "never-below": 3, "back-to": 3, "within": 60.0}
+    assert "scale-out-within 60s" in exp.plan_judging.rule_for("replicas", {})
+    plan = (ROOT / "plans/lab.yaml").read_text()
+    start = plan.index("  scale-out-within:")
+    _write(tmp_path, plan[:start] + plan[plan.index("\n", start) + 1:], "no-bound.yaml")
+    problems = _problems(_write(tmp_path, text.replace("plans/lab.yaml#api", f"{tmp_path}/no-bound.yaml#api")))
+    assert any("gives no scaling min-replicas, max-replicas and scale-out-within" in p for p in problems), problems
