@@ -143,14 +143,22 @@ def ensure_stanza(cfg: LabConfig) -> dict:
 FIRST_FULL = "pgbackrest-first-full"
 
 
+#: a full backup younger than the plan's full-backup period minus this is fresh enough at
+#: lab up: a session started just before the next scheduled full keeps a fresh one
+FRESH_MARGIN = 2 * 3600.0
+
+
 def start_first_full(cfg: LabConfig) -> None:
-    """Start the first full backup in the background (when none exists yet)."""
+    """Start a full backup in the background when none exists yet, or when the newest is
+    older than the plan's schedule allows (a lab kept for days is backed up as its plan
+    says, so "a fresh full backup" preconditions hold on it)."""
     from harness.lab import procs
 
     if procs.running(cfg, FIRST_FULL):
         return
     try:
-        if any(b["type"] == "full" for b in info(cfg)["backups"]):
+        fulls = [b for b in info(cfg)["backups"] if b["type"] == "full"]
+        if fulls and time.time() - max(float(b.get("stop") or 0) for b in fulls) < _full_period(cfg) - FRESH_MARGIN:
             return
     except EnvironmentNotReady:
         pass
@@ -158,6 +166,18 @@ def start_first_full(cfg: LabConfig) -> None:
     procs.start(cfg, FIRST_FULL, ["pgbackrest", f"--config={conf_path(cfg)}", f"--stanza={STANZA}",
                                   *_pg_args(cfg, zone), "backup", "--type=full"],
                 user=PG_USER, cwd=cfg.path("pgbackrest"))
+
+
+def _full_period(cfg: LabConfig) -> float:
+    """Seconds between the plan's full backups (a day when the plan cannot say)."""
+    try:
+        from harness.drills.backups import full_interval
+        from harness.lab.alerting import load_lab_plan
+
+        interval, _ = full_interval(load_lab_plan(cfg).backup)
+        return float(interval) if interval else 86400.0
+    except Exception:  # noqa: BLE001 - only decides whether to take a backup now; a day is the safe default
+        return 86400.0
 
 
 def backup(cfg: LabConfig, kind: str = "full") -> dict:

@@ -144,6 +144,27 @@ def test_full_backup_listed_after_up_and_incremental_on_demand(full_lab):
     assert [b["type"] for b in backup.info(cfg)["backups"]][-1] == "incr"
 
 
+def test_a_lab_kept_past_its_backup_schedule_takes_a_new_full_backup(full_lab, monkeypatch):
+    """A lab kept for days (or a CI machine's lab reused the next day) is backed up as its
+    plan says: a full backup older than the plan's period is replaced at `lab up`, so
+    the plan's "a fresh full backup" precondition holds on it."""
+    from harness.lab import procs
+
+    cfg = full_lab.cfg
+    fulls = lambda: [b["label"] for b in backup.info(cfg)["backups"] if b["type"] == "full"]  # noqa: E731
+    before = fulls()
+    backup.start_first_full(cfg)  # the session's full is fresh: nothing to do
+    assert not procs.running(cfg, backup.FIRST_FULL) and fulls() == before
+    # the plan's period as if a day had gone by since that full backup
+    monkeypatch.setattr(backup, "_full_period", lambda cfg: backup.FRESH_MARGIN + 1.0)
+    backup.start_first_full(cfg)
+    deadline = time.time() + 180
+    while procs.running(cfg, backup.FIRST_FULL) and time.time() < deadline:
+        time.sleep(0.5)
+    after = fulls()
+    assert len(after) == len(before) + 1 or (len(after) == len(before) and after[-1] not in before), (before, after)
+
+
 def test_prometheus_scrapes_patroni_and_loads_generated_rules(full_lab):
     cfg = full_lab.cfg
     with urllib.request.urlopen(cfg.prometheus_url + "/api/v1/rules", timeout=5) as r:
