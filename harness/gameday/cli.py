@@ -46,6 +46,11 @@ def run_cmd(plan, unattended, target_spec, lab_dir, report_dir, only, lock_wait)
         gd.scenarios = [s for n in only for s in gd.scenarios if s.experiment.name == n]
     target = resolve_target(target_spec or gd.scenarios[0].experiment.target, lab_dir)
     display = GameDayConsole()
+    if not unattended and not display.interactive:
+        from harness.cli import err
+
+        err.print("[yellow]no terminal to read the facilitator's keys from: nothing the team does can be recorded "
+                  "(MTTD/MTTR will be 'not recorded'); use --unattended to take them from alerts and SLOs[/yellow]")
     record = GameDayRun(gd, target, report_dir=report_dir, unattended=unattended, display=display,
                         lock_wait=lock_wait).execute()
     if record["stopped"]:

@@ -118,7 +118,12 @@ class GameDayRun:
                       lock_wait=self.lock_wait)
             self.run = run
             self.display("scenario", gd=self, scenario=sc)
-            result = run.execute()
+            try:
+                result = run.execute()
+            except KeyboardInterrupt:  # a stop before the run took over Ctrl-C: nothing was injected
+                self.stopped = True
+                self.runs.append(self._skipped(sc))
+                continue
             if result.verdict.status == "interrupted":
                 self.stopped = True
             if self.unattended:

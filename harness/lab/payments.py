@@ -9,9 +9,10 @@ the dependency answers again. Every accepted payment is logged (``<acks>/payment
 every payment it received (its ledger): the check ``payments-delivered`` counts what
 was accepted and never arrived.
 
-``--payment-queue 0`` is a test-only knob for counterpart tests: payments that cannot
-be sent are still acknowledged (202) but dropped, as a service with a broken
-(in-memory, never drained) queue would do. The scenario must then count them lost.
+``--payment-queue 0`` (or ``POST /api/payments/queue?enabled=0`` on a running replica)
+is a test-only knob for counterpart tests: payments that cannot be sent are still
+acknowledged (202) but dropped, as a service with a broken (in-memory, never drained)
+queue would do. The scenario must then count them lost.
 """
 from __future__ import annotations
 
@@ -55,6 +56,14 @@ class PaymentQueue:
         p.add_argument("--payment-queue", type=int, default=1,
                        help="1: queue payments the dependency cannot take and send them later; "
                             "0 (test-only knob): acknowledge and drop them")
+
+    def set_queueing(self, query: str) -> tuple[int, dict]:
+        """The test-only knob at run time: ``enabled=0|1``."""
+        for part in query.split("&"):
+            if part.startswith("enabled="):
+                self.queueing = part.split("=", 1)[1] not in ("0", "false", "")
+                return 200, {"queueing": self.queueing}
+        return 400, {"error": "POST /api/payments/queue?enabled=0|1"}
 
     def _send(self, payment_id: str) -> bool:
         req = urllib.request.Request(self.url, data=json.dumps({"id": payment_id}).encode(), method="POST",

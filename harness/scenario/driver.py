@@ -49,7 +49,7 @@ class Schedule:
         prev = self.method[i - 1]
         if i - 1 not in self.started:
             return None
-        if prev.concurrent or prev.kind in ("revert", "activity") or (prev.kind == "fault" and not prev.duration):
+        if prev.concurrent or prev.kind == "revert" or (prev.kind == "fault" and not prev.duration):
             return self.started[i - 1]
         return self.started[i - 1] + prev.duration
 
@@ -103,8 +103,6 @@ class Schedule:
             self.run.revert_step(j)
             self.done.add(j)
             self.ends.pop(j, None)
-            self.done.add(i)
-        else:
             self.done.add(i)
 
     # -- conditions -------------------------------------------------------------------------

@@ -122,8 +122,9 @@ def check_method(c, method, steady, has_load: bool) -> None:
             labels[s.label] = i
     reverted = set()
     for i, s in enumerate(method):
-        if s.kind == "activity" and (s.at is not None or s.when is not None):
-            c.add(("method", i), "at:/when: apply to fault, pause and revert steps")
+        if s.kind == "activity":
+            c.add(("method", i), "a scenario with at:/when:/revert: steps runs only harness steps (fault, pause, "
+                                 "revert); run Chaos Toolkit activities in an experiment's plain method")
         if s.kind == "revert":
             target = s.params["revert"]
             j = labels.get(target)

@@ -46,7 +46,7 @@ def _hhmmss(t: float) -> str:
 
 
 def test_an_unattended_gameday_scores_each_inject_and_its_postmortem_follows_the_journal(target, tmp_path):
-    gd = load_gameday(_gameday_file(tmp_path, ROOT / "scenarios/payment-api-down.yaml", "P3"))
+    gd = load_gameday(_gameday_file(tmp_path, CASES / "gameday-short-dependency.yaml", "P3"))
     record = GameDayRun(gd, target, report_dir=tmp_path / "reports", unattended=True, lock_wait=300).execute()
     (run,) = record["runs"]
     assert run["verdict"] == "passed", run["reasons"]

@@ -117,3 +117,14 @@ def test_a_plain_method_compiles_as_before():
     assert names[0].startswith("inject") and "run the scenario's schedule" not in names
     exp2 = Experiment(Path("x.yaml"), "x", method=(Step("fault", "zone-loss", {"zone": "a"}, 1.0, at=2.0),))
     assert [a["name"] for a in compile_method(exp2)] == ["run the scenario's schedule", "await recovery"]
+
+
+def test_a_scheduled_method_refuses_chaos_toolkit_activities(tmp_path):
+    p = tmp_path / "mixed.yaml"
+    p.write_text("title: mixed\nmethod:\n"
+                 "  - {fault: zone-loss, zone: a, duration: 1s, at: 1s}\n"
+                 "  - {type: action, name: noop, provider: {type: process, path: 'true'}}\n"
+                 "abort-when: [{elapsed: '> 1m'}]\n")
+    with pytest.raises(InvalidInput) as exc:
+        load_experiment(p)
+    assert "mixed.yaml:4:5: a scenario with at:/when:/revert: steps runs only harness steps" in str(exc.value.problems[0])
