@@ -60,6 +60,8 @@ class GameDayConsole:
         elif event == "scenario":
             sc = data["scenario"]
             self._line("scenario", f"{sc.experiment.title} [{sc.severity}]")
+        elif event == "settle":
+            self._line("settle", data.get("text", ""))
         elif event == "scenario-done":
             r = data["result"]
             self._line("verdict", f"{r.verdict.status}: {'; '.join(r.verdict.reasons)[:200]}")

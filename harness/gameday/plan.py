@@ -33,6 +33,8 @@ SCHEMA = {
         "description": {"type": "string"},
         "plan": {"type": "string", "description": "operations plan: severities, escalation (default plans/lab.yaml)"},
         "objectives": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "settle": {**DUR, "description": "pause between scenarios, and before the one retry of a scenario "
+                                         "that found the system not in steady state (default 20s)"},
         "participants": {
             "type": "array", "minItems": 1,
             "items": {"type": "object", "required": ["name", "role"], "additionalProperties": False,
@@ -107,6 +109,7 @@ class GameDay:
     slo_compliance: Objective
     actions: tuple[dict, ...] = ()
     postmortem_required: tuple[str, ...] = ("P1", "P2")
+    settle: float = 20.0
 
     @property
     def name(self) -> str:
@@ -206,6 +209,7 @@ def load_gameday(path: str | Path) -> GameDay:
         if exp is not None:
             scenarios.append(GameDayScenario(f, sev, exp, tuple(map(str, raw.get("services") or ())), cps,
                                              targets, tuple(chain)))
+    settle = c.duration(data.get("settle"), ("settle",), 20.0)
     continuity = objective("continuity", ">= 99%")
     compliance = objective("slo-compliance", ">= 100%")
     required = ("P1", "P2")
@@ -222,4 +226,5 @@ def load_gameday(path: str | Path) -> GameDay:
         scenarios=scenarios, continuity=continuity or parse_objective(">= 99%"),
         slo_compliance=compliance or parse_objective(">= 100%"),
         actions=tuple(dict(a) for a in data.get("actions") or ()), postmortem_required=required,
+        settle=settle if settle is not None else 20.0,
     )

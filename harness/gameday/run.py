@@ -105,23 +105,25 @@ class GameDayRun:
 
     # -- the day ----------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
-        from harness.engine.run import Run
-
         self.out.mkdir(parents=True, exist_ok=True)
         self.display("start", gd=self)
-        for sc in self.gd.scenarios:
+        for n, sc in enumerate(self.gd.scenarios):
+            if n and not self.stopped:
+                self._settle(f"{self.gd.settle:g}s for the system to settle before {sc.experiment.name}")
             if self.stopped:
                 self.runs.append(self._skipped(sc))
                 continue
             self.current = sc
-            run = Run(sc.experiment, self.target, report_dir=self.out, progress=self._progress,
-                      lock_wait=self.lock_wait)
-            self.run = run
-            self.display("scenario", gd=self, scenario=sc)
-            try:
-                result = run.execute()
-            except KeyboardInterrupt:  # a stop before the run took over Ctrl-C: nothing was injected
-                self.stopped = True
+            result, run = self._one(sc)
+            if result is not None and result.verdict.status == "not-steady" and not result.faults and not self.stopped:
+                # Nothing was injected: the previous scenario's aftermath (or the machine) had not
+                # settled. One retry after the settle pause; a second refusal stands.
+                self.record("note", f"not in steady state, nothing injected ({'; '.join(result.verdict.reasons)[:160]}); "
+                            f"retrying once after {self.gd.settle:g}s", by="harness")
+                self._settle(f"{self.gd.settle:g}s before retrying {sc.experiment.name}")
+                if not self.stopped:
+                    result, run = self._one(sc)
+            if result is None:
                 self.runs.append(self._skipped(sc))
                 continue
             if result.verdict.status == "interrupted":
@@ -139,6 +141,25 @@ class GameDayRun:
         write_all(self, record)
         self.display("done", gd=self, record=record)
         return record
+
+    def _one(self, sc: GameDayScenario):
+        from harness.engine.run import Run
+
+        run = Run(sc.experiment, self.target, report_dir=self.out, progress=self._progress, lock_wait=self.lock_wait)
+        self.run = run
+        self.display("scenario", gd=self, scenario=sc)
+        try:
+            return run.execute(), run
+        except KeyboardInterrupt:  # a stop before the run took over Ctrl-C: nothing was injected
+            self.stopped = True
+            return None, run
+
+    def _settle(self, why: str) -> None:
+        self.display("settle", gd=self, text=why)
+        try:
+            time.sleep(self.gd.settle)
+        except KeyboardInterrupt:  # Ctrl-C between scenarios: nothing is injected, stop the day
+            self.stopped = True
 
     def _auto_after(self, run, result) -> None:
         """Unattended: mitigated from the users' SLOs, resolved from revert + steady state."""
