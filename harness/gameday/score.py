@@ -123,7 +123,7 @@ def scorecard(gameday, runs: list[dict[str, Any]]) -> dict[str, Any]:
         failed = [i for i in incs if i[key]["passed"] is False]
         criteria.append({"name": f"{label} within the severity's target", "passed": not failed if scored else None,
                          "value": len(scored) - len(failed), "text": f"{len(scored) - len(failed)} of {len(scored)} "
-                         "injects" + (f"; over target: {', '.join(i['fault'] + ' ' + i[key]['text'] for i in failed)}"
+                         "injects" + (f"; missed: {', '.join(i['fault'] + ' ' + i[key]['text'] for i in failed)}"
                                       if failed else "")})
     esc = [i["escalation"] for i in incs if i["escalation"]["passed"] is not None]
     criteria.append({"name": "escalation along the plan's chain", "passed": all(e["passed"] for e in esc) if esc else None,
