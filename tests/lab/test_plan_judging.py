@@ -15,6 +15,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.lab import alerting
@@ -37,6 +38,19 @@ expect:
   - notification-count: {{alert: ApiLatencyP95Critical}}
   - alert-resolves: {{alert: ApiLatencyP95Critical, within: 60s}}
 """
+
+
+@pytest.fixture(autouse=True)
+def _outside_business_hours(monkeypatch):
+    """The lab plan lets network-latency start only outside business hours (seed 002
+    §4.3, weekdays 09:00-18:00): these runs are plan-judged, so without a fixed policy
+    clock they would be refused (exit 3) whenever the suite runs in office hours. What
+    the policy does at which time is tested in test_plan_policy.py."""
+    from datetime import datetime
+
+    from harness.plan import policy
+
+    monkeypatch.setattr(policy, "NOW", lambda: datetime(2026, 12, 5, 20, 0))  # a Saturday evening
 
 
 def _post(url: str) -> None:
