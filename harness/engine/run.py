@@ -397,9 +397,9 @@ class Run:
         if self.load:
             self.load.listeners.append(self.guard.on_load_record)
         self.guard.arm()
+        plan_hooks.armed(self)  # budget_burnt abort conditions
 
     def _on_trip(self, trip: Trip) -> None:
-        plan_hooks.armed(self)  # budget_burnt abort conditions
         """Called from the guard's thread: revert NOW, then stop the method."""
         self.trip = trip
         try:
