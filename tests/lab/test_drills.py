@@ -211,8 +211,19 @@ def test_restore_slower_than_rto_target_fails(lab, tmp_path):
 
 # -- Ctrl-C -------------------------------------------------------------------------------------
 def test_ctrl_c_during_a_drill_leaves_nothing_behind(lab, tmp_path):
+    # The latest-backup drill with one slow invariant, so that the Ctrl-C lands while the
+    # drill is verifying (the lab's restore can take under 5 s: the Ctrl-C then found a
+    # drill that had already passed)
+    slow = tmp_path / "drill" / "slow.yaml"
+    slow.parent.mkdir()
+    text = LATEST.read_text().replace("plan: plans/lab.yaml", f"plan: {ROOT}/plans/lab.yaml").replace(
+        "locustfile: load/api.py", f"locustfile: {ROOT}/load/api.py")
+    marker = "  invariants:\n"
+    assert marker in text
+    text = text.replace(marker, marker + '    - {name: slow, query: "SELECT 0 FROM pg_sleep(40)", expect: "== 0"}\n')
+    slow.write_text(text)
     env = dict(os.environ, HARNESS_LAB_DIR=lab.cfg.run_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "drill", "run", str(LATEST), "--report-dir",
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "drill", "run", str(slow), "--report-dir",
                              str(tmp_path), "--wait", "300"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, cwd=ROOT)
     try:
