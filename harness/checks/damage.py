@@ -76,6 +76,8 @@ class LastingDamage(Check):
     """Before/after gauges; subclasses name them (``gauges``) and read them (``read``)."""
 
     kind = KIND
+    #: alerts that mark an event and fire for a fixed time by design: never "left firing"
+    EVENT_ALERTS: tuple[str, ...] = ()
     #: on for every experiment on this target unless the experiment names it
     default: ClassVar[bool] = False
     gauges: ClassVar[tuple[Gauge, ...]] = ()
@@ -198,7 +200,7 @@ class LastingDamage(Check):
         """Alerts firing now that were not firing before, after waiting for them to resolve."""
         if self.before_alerts is None:
             return None
-        ignore = set(self.params.get("ignore-alerts") or ())
+        ignore = set(self.params.get("ignore-alerts") or ()) | set(self.EVENT_ALERTS)
         while True:
             now = self.firing_alerts() or set()
             new = sorted(a for a in now - self.before_alerts if a.split("{")[0] not in ignore)
