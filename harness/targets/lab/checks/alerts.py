@@ -106,6 +106,13 @@ class _PlanAlertCheck(Check):
             return [f"cannot read the lab's operations plan: {self._plan_error}"]
         return []
 
+    def not_in_plan(self, unknown: str) -> str:
+        """The input error for an alert the plan does not define; ``unknown`` says what
+        the check then cannot know."""
+        known = ", ".join(a.name for a in self._plan.alerts) if self._plan else ""
+        return (f"alert {self.params['alert']!r} is not in the plan, so {unknown}; use one of the plan's "
+                f"alerts ({known})")
+
 
 @registry.check("lab")
 class LabAlertFires(_PlanAlertCheck):
@@ -253,9 +260,7 @@ class LabAlertSilent(_PlanAlertCheck):
         if out:
             return out
         if self.rule() is None:
-            known = ", ".join(a.name for a in self._plan.alerts) if self._plan else ""
-            return [f"alert {self.params['alert']!r} is not in the plan, so how long it may take to fire (its "
-                    f"'for') is unknown; use one of the plan's alerts ({known})"]
+            return [self.not_in_plan("how long it may take to fire (its 'for') is unknown")]
         return []
 
     def run(self, clock: RunClock) -> CheckResult:

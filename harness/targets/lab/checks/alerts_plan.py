@@ -54,9 +54,7 @@ class _Routed(_PlanAlertCheck):
         if out:
             return out
         if self.rule() is None:
-            known = ", ".join(a.name for a in self._plan.alerts) if self._plan else ""
-            return [f"alert {self.params['alert']!r} is not in the plan, so its rule (for, severity, receiver) is "
-                    f"unknown; use one of the plan's alerts ({known})"]
+            return [self.not_in_plan("its rule (for, severity, receiver) is unknown")]
         if self.receiver() is None:
             return [f"the plan routes no receiver for severity {self.rule().severity!r} "
                     f"(alert {self.params['alert']})"]
