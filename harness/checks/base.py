@@ -40,7 +40,11 @@ class RunClock:
 
     started_at: float
     injected_at: float | None = None
-    reverted_at: float | None = None
+    reverted_at: float | None = None      # the last revert finished
+    # The last live fault's revert began: from then on nothing holds the fault in place
+    # (a revert that restarts a process takes seconds, and the system may come back
+    # during it: "after the revert" is measured from here).
+    revert_started_at: float | None = None
     reverted: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
 

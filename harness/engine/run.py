@@ -338,6 +338,8 @@ class Run:
         self._critical += 1
         try:
             with self._revert_lock:
+                if list(self.journal.live) == [fault_id]:
+                    self._revert_starts()
                 entry = self.journal.revert(fault_id)
         finally:
             self._critical -= 1
@@ -355,6 +357,10 @@ class Run:
                 rec["reverted_at"] = entry.reverted_at
         self.event("revert", entry.description, fault_id=entry.fault_id)
 
+    def _revert_starts(self) -> None:
+        if self.first_inject is not None and self.clock.revert_started_at is None:
+            self.clock.revert_started_at = time.time()
+
     def _all_reverted(self) -> None:
         if self.first_inject is not None and not self.clock.reverted.is_set():
             self.last_revert = time.time()
@@ -367,6 +373,8 @@ class Run:
             self._critical += 1
         try:
             with self._revert_lock:
+                if self.journal.live:
+                    self._revert_starts()
                 try:
                     entries = self.journal.revert_all()
                 except FaultError as exc:

@@ -268,8 +268,9 @@ class LabWritesResume(Check):
         # failover: the revert brought the old primary back (a single-member database
         # does exactly that). Resumption must happen while the fault is still in place.
         resumed_at = None if outage is None or outage == 0 else t0 + outage
-        after_revert = (resumed_at is not None and clock.reverted_at is not None
-                        and resumed_at >= clock.reverted_at)
+        revert_began = clock.revert_started_at or clock.reverted_at
+        after_revert = (resumed_at is not None and revert_began is not None
+                        and resumed_at >= revert_began)
         if resumed_at is not None:
             measured["resumed_phase"] = "after the revert" if after_revert else "while the fault was active"
         if self.leader_at_resume:
@@ -291,8 +292,8 @@ class LabWritesResume(Check):
         if after_revert:
             ok = False
             members = len(cfg.zones)
-            parts.append(f"no failover happened: writes resumed only {format_duration(resumed_at - clock.reverted_at)} "
-                         f"after the fault was reverted ({format_duration(outage)} after the injection), i.e. when the "
+            parts.append(f"no failover happened: writes resumed only {format_duration(resumed_at - revert_began)} "
+                         f"after the fault's revert began ({format_duration(outage)} after the injection), i.e. when the "
                          f"old primary came back, never while it was down"
                          + (" (the database has a single member: nothing to fail over to)" if members == 1 else ""))
         if outage is None:
