@@ -20,7 +20,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(iproute2 iptables util-linux procps haproxy prometheus prometheus-alertmanager
-  etcd-server etcd-client postgresql-15 pgbackrest stress-ng python3-venv chromium ca-certificates mariadb-server mariadb-client)
+  etcd-server etcd-client postgresql-15 prometheus-postgres-exporter pgbackrest stress-ng python3-venv chromium ca-certificates mariadb-server mariadb-client)
 TOXIPROXY_VERSION=v2.12.0
 CACHE=${HARNESS_CACHE:-/var/cache/resilience-harness}
 

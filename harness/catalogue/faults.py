@@ -80,6 +80,16 @@ CATALOGUE: dict[str, FaultKind] = {
             },
         ),
         FaultKind(
+            "db-connections",
+            "Fill a database member's connection slots with idle connections, as a leaking "
+            "pool or a runaway job does. What to verify: the connections alert fires, the "
+            "service keeps its pool, everything is released at revert.",
+            {
+                "fill": {"type": ["string", "number"]},
+                "member": {"type": "string"},
+            },
+        ),
+        FaultKind(
             "node-drain",
             "Cordon and drain nodes through the Eviction API (PodDisruptionBudgets honoured). "
             "What to verify: pods rescheduled, data persists.",

@@ -84,6 +84,7 @@ class LabConfig:
             "patroni": 51,
             "etcd-client": 52,
             "etcd-peer": 53,
+            "postgres-exporter": 54,  # in every zone namespace, beside its member
             "replica": 100,  # replica slot i listens on replica + i in its zone
         }
         return self.port_base + offsets[name]

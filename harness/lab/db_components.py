@@ -1,5 +1,7 @@
 """The lab's database as components `harness lab up` starts: etcd (a member per zone),
-Patroni with PostgreSQL (a member per zone), and the wait for the replicas it clones.
+Patroni with PostgreSQL (a member per zone), the Prometheus community's
+postgres_exporter beside each member (Debian's prometheus-postgres-exporter), and the
+wait for the replicas Patroni clones.
 Layout, timings and replication are described in :mod:`harness.lab.db`."""
 from __future__ import annotations
 
@@ -337,6 +339,71 @@ listen db-rw
 
     def service_args(self) -> dict[str, str]:
         return {"db": dsn(self.cfg, via="toxiproxy")}
+
+
+class PostgresExporter(Component):
+    """postgres_exporter beside every member, in its zone: connections (pg_stat_activity)
+    against max_connections, for seed 002's "DB connections > 80 % of max" alert.
+
+    One exporter per member, not one for all: a cut zone loses its member's series with
+    the member, as a real per-host exporter would."""
+
+    name = "postgres-exporter"
+    BINARY = "prometheus-postgres-exporter"
+
+    def _dsn(self, zone: str) -> str:
+        # lib/pq's URL form: libpq's keepalive keywords in dsn() are unknown to it.
+        return (f"postgresql://postgres:{SUPERUSER_PASSWORD}@{self.cfg.zone_ip(zone)}:{self.cfg.port('postgres')}"
+                f"/postgres?sslmode=disable&connect_timeout=3&application_name=postgres_exporter")
+
+    def _url(self, zone: str) -> str:
+        return f"http://{self.cfg.zone_ip(zone)}:{self.cfg.port('postgres-exporter')}/metrics"
+
+    def start(self) -> None:
+        import shutil
+
+        if shutil.which(self.BINARY) is None:
+            from harness.errors import EnvironmentNotReady
+
+            raise EnvironmentNotReady(f"{self.BINARY} is not installed (Debian package prometheus-postgres-exporter; "
+                                      f"`./dev.sh setup` installs it)")
+        for zone in self.cfg.zones:
+            argv = [self.BINARY, f"--web.listen-address={self.cfg.zone_ip(zone)}:{self.cfg.port('postgres-exporter')}",
+                    "--log.level=warn", f"--constantLabels=member={member_name(zone)}"]
+            procs.start(self.cfg, f"postgres-exporter-{zone}", argv, netns=self.cfg.netns(zone),
+                        env={"DATA_SOURCE_NAME": self._dsn(zone)})
+        for zone in self.cfg.zones:
+            procs.wait_for(lambda z=zone: self._answers(z), 20, f"postgres_exporter in zone {zone}",
+                           self.cfg, f"postgres-exporter-{zone}")
+
+    def _answers(self, zone: str) -> bool:
+        import urllib.request
+
+        with urllib.request.urlopen(self._url(zone), timeout=2) as r:
+            return b"pg_up" in r.read()
+
+    def stop(self) -> None:
+        for zone in self.cfg.zones:
+            procs.stop(self.cfg, f"postgres-exporter-{zone}")
+
+    def health(self) -> list[Health]:
+        out = []
+        for zone in self.cfg.zones:
+            try:
+                ok, detail = self._answers(zone), "answering"
+            except Exception as exc:  # noqa: BLE001
+                ok, detail = False, f"not answering ({type(exc).__name__})"
+            out.append(Health(f"postgres-exporter-{zone}", self._url(zone), ok, detail))
+        return out
+
+    def prometheus_jobs(self) -> list[dict]:
+        return [{
+            "job_name": "postgres",
+            "static_configs": [
+                {"targets": [f"{self.cfg.zone_ip(z)}:{self.cfg.port('postgres-exporter')}"], "labels": {"zone": z}}
+                for z in self.cfg.zones
+            ],
+        }]
 
 
 class DbReplicas(Component):

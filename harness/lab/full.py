@@ -4,6 +4,7 @@ Before the sample service (``before_service = True``, the default):
   alert-rules   writes <run_dir>/prometheus/rules/alerts.yml from the plan
   etcd          a member per zone                      (only with cfg.with_db)
   patroni       PostgreSQL 15 members, one per zone    (only with cfg.with_db)
+  postgres-exporter  one beside each member            (only with cfg.with_db)
   dependency    the stub external dependency
   toxiproxy     proxies db and dependency (the service reaches both through it)
   webhook       the recording webhook receiver
@@ -28,9 +29,9 @@ def components(cfg: LabConfig) -> list[Component]:
     out: list[Component] = [AlertRules(cfg)]
     if cfg.with_db:
         from harness.lab.backup import Backup
-        from harness.lab.db_components import DbReplicas, Etcd, Patroni
+        from harness.lab.db_components import DbReplicas, Etcd, Patroni, PostgresExporter
 
-        out += [Etcd(cfg), Patroni(cfg)]
+        out += [Etcd(cfg), Patroni(cfg), PostgresExporter(cfg)]
     out += [Dependency(cfg), Toxiproxy(cfg), Webhook(cfg), Alertmanager(cfg)]
     if cfg.with_db:
         out += [DbReplicas(cfg), Backup(cfg)]

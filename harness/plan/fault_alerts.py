@@ -53,6 +53,11 @@ FAULT_ALERTS: dict[str, tuple[Applies, ...]] = {
         _f("DatabaseFailoverHappened", "a replica is promoted: the Patroni timeline changes"),
         _s("ApiNoHealthyBackend", "the api replicas stay up (only writes fail until the promotion)"),
     ),
+    "db-connections": (
+        _f("DatabaseConnectionsHigh", "idle connections fill the member past 80 % of max_connections"),
+        _s("DatabasePrimaryMissing", "the primary keeps running: only its free slots are taken"),
+        _s("ApiNoHealthyBackend", "the api keeps the connections its pool already holds"),
+    ),
     "zone-loss": (
         _s("ApiNoHealthyBackend", "the replicas of the other zones keep serving"),
     ),
