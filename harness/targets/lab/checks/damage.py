@@ -5,8 +5,12 @@ is read from the component itself, in about a second all together:
 
   db-connections    application backends busy (not idle) on every PostgreSQL member
   db-backends       all application backends (idle pooled ones too: the pools may grow)
-  db-half-open      those minus the sessions HAProxy's read-write endpoint holds: backends
-                    whose client is gone (a cut dropped the closing packets)
+  db-half-open      TCP connections on the database path (service -> Toxiproxy -> HAProxy
+                    -> PostgreSQL) open at one end with no socket at the other: both ends
+                    live on this machine (host and zone namespaces), so each end's
+                    ESTABLISHED socket is looked up at its peer (``ss``), twice 0.5 s apart
+                    so that a connection being opened or closed is not counted. A cut that
+                    drops the closing packets leaves them at whichever hop it broke
   replication-lag-mb  the largest replica lag Patroni reports (/cluster)
   replicas-streaming  replicas streaming from the primary (fewer is worse)
   replica-restarts  restarts of the api replicas since the last revert (orchestrator
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,7 +44,7 @@ class LabLastingDamage(LastingDamage):
     #: alerts that record an event and fire for a fixed time after it by design (the lab
     #: plan's "a failover happened"): still firing after recovery is not damage
     EVENT_ALERTS = ("DatabaseFailoverHappened",)
-    sources = ("pg_stat_activity on every member, HAProxy admin socket, Patroni /cluster, orchestrator "
+    sources = ("pg_stat_activity on every member, TCP sockets (ss) in the host and zone namespaces, Patroni /cluster, orchestrator "
                "/state, /proc of the lab's processes, the run dir, Toxiproxy API, zone iptables chains, "
                "Prometheus /api/v1/alerts")
     gauges = (
@@ -48,7 +53,7 @@ class LabLastingDamage(LastingDamage):
         # half-open backends, and busy ones as connections in use.
         Gauge("db-connections", "", 4, "application backends busy (not idle) on the database members"),
         Gauge("db-backends", "", 32, "application backends on the database members, idle or not"),
-        Gauge("db-half-open", "", 2, "backends with no HAProxy session behind them"),
+        Gauge("db-half-open", "", 2, "database-path connections open at one end only (no peer socket)"),
         Gauge("replication-lag-mb", "MB", 16, "largest replica lag (Patroni)"),
         Gauge("replicas-streaming", "", 0, "DB replicas streaming", worse="down"),
         Gauge("replica-restarts", "", 0, "api replica restarts after the last revert (orchestrator)",
@@ -95,7 +100,6 @@ class LabLastingDamage(LastingDamage):
                                     "WHERE usename = %s AND backend_type = 'client backend'", (db.APP_USER,)).fetchone()
             server += int(n)
             busy += int(b)
-        sessions = _haproxy_sessions(cfg, "db-rw")
         state = db.cluster_state(cfg, timeout=2)
         if not state:
             raise RuntimeError("no Patroni member answers /cluster")
@@ -109,7 +113,10 @@ class LabLastingDamage(LastingDamage):
             streaming = [m for m in streaming if isinstance(m.get("lag"), (int, float))]
         else:
             lag = max(lags, default=0) / MB
-        return {"db-connections": busy, "db-backends": server, "db-half-open": max(0, server - sessions),
+        first = _orphan_sockets(cfg)
+        time.sleep(0.5)
+        half_open = first & _orphan_sockets(cfg)
+        return {"db-connections": busy, "db-backends": server, "db-half-open": len(half_open),
                 "replication-lag-mb": lag, "replicas-streaming": len(streaming)}
 
     def _processes(self) -> dict[str, float]:
@@ -191,19 +198,37 @@ class LabLastingDamage(LastingDamage):
         return out
 
 
-def _haproxy_sessions(cfg, backend: str) -> int:
-    """Current sessions of one HAProxy backend (stats 'scur')."""
-    import socket
+def _established(netns: str | None) -> set[tuple[str, str]]:
+    """(local, peer) of every ESTABLISHED IPv4 TCP socket in a network namespace."""
+    from harness.lab import sh
 
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(2)
-        s.connect(str(cfg.path("haproxy", "admin.sock")))
-        s.sendall(b"show stat\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    for line in data.decode().splitlines():
-        f = line.split(",")
-        if len(f) > 4 and f[0] == backend and f[1] == "BACKEND":
-            return int(f[4])
-    raise RuntimeError(f"HAProxy's stats have no {backend} backend")
+    argv = ["ss", "-H", "-t", "-n", "-4", "state", "established"]
+    out = sh.run(*argv, netns=netns).stdout
+    pairs = set()
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 4:
+            pairs.add((f[2], f[3]))
+    return pairs
+
+
+def _orphan_sockets(cfg) -> set[tuple[str | None, str, str]]:
+    """Database-path sockets whose peer socket does not exist: (netns, local, peer)."""
+    ports = {str(cfg.port("postgres")), str(cfg.port("haproxy-db")), str(cfg.port("toxi-db"))}
+    tables: dict[str | None, set[tuple[str, str]]] = {None: _established(None)}
+    ns_of_ip: dict[str, str | None] = {cfg.host_ip: None}
+    for zone in cfg.zones:
+        tables[cfg.netns(zone)] = _established(cfg.netns(zone))
+        ns_of_ip[cfg.zone_ip(zone)] = cfg.netns(zone)
+    orphans = set()
+    for ns, pairs in tables.items():
+        for local, peer in pairs:
+            if local.rsplit(":", 1)[1] not in ports and peer.rsplit(":", 1)[1] not in ports:
+                continue
+            peer_ip = peer.rsplit(":", 1)[0]
+            peer_ns = ns if peer_ip.startswith("127.") else ns_of_ip.get(peer_ip, "elsewhere")
+            if peer_ns == "elsewhere":
+                continue  # not a lab address: not ours to judge
+            if (peer, local) not in tables[peer_ns]:
+                orphans.add((ns, local, peer))
+    return orphans
