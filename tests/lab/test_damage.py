@@ -113,14 +113,68 @@ def leaky_lab(lab, monkeypatch):
         assert not left, left
 
 
+LEAVES_A_TOXIC = """\
+title: a step leaves a toxic on the db link behind (no fault owns it, so nothing reverts it)
+load: {{locustfile: {root}/load/api.py, users: 10, spawn-rate: 10, warmup: 2s}}
+steady-state: {{window: 3s, slo: {{availability: ">= 80%"}}}}
+method:
+  - {{fault: network-latency, link: dependency, latency: 1ms, duration: 1s}}
+  - type: action
+    name: add a toxic outside the harness
+    provider:
+      type: process
+      path: {python}
+      arguments: ["-c", "import json, urllib.request; urllib.request.urlopen(urllib.request.Request('{api}/proxies/db/toxics', data=json.dumps({{'name': 'left-behind', 'type': 'latency', 'attributes': {{'latency': 1}}}}).encode(), method='POST', headers={{'Content-Type': 'application/json'}}), timeout=5).read()"]
+  - pause: 2s
+abort-when:
+  - {{elapsed: "> 2m"}}
+recovery: {{within: 30s, window: 3s}}
+expect:
+  - no-lasting-damage: {{settle: 3s}}
+"""
+
+
+def test_a_toxic_left_behind_fails_the_run_with_the_gauge(lab, target, tmp_path):
+    """Deterministic damage: a method step adds a Toxiproxy toxic that no fault owns."""
+    import sys
+    import urllib.request
+
+    api = f"http://127.0.0.1:{lab.cfg.port('toxiproxy')}"
+    try:
+        result = run_on(target, tmp_path, LEAVES_A_TOXIC.format(root=ROOT, python=sys.executable, api=api))
+        check = damage(result)
+        rows = {r["gauge"]: r for r in check.measured.get("gauges", [])}
+        assert result.verdict.status == "failed", result.verdict.reasons
+        assert check.verified and not check.passed, check.summary
+        assert rows["toxics"]["before"] == 0 and rows["toxics"]["after"] == 1 and not rows["toxics"]["ok"], rows["toxics"]
+        assert "toxics 0 -> 1 (tolerance +0)" in check.summary, check.summary
+        assert any("lasting damage: " in r and "toxics" in r for r in result.verdict.reasons), result.verdict.reasons
+    finally:
+        req = urllib.request.Request(f"{api}/proxies/db/toxics/left-behind", method="DELETE")
+        try:
+            urllib.request.urlopen(req, timeout=5).read()
+        except OSError:
+            pass
+
+
+@pytest.mark.soak  # racy: see below; the deterministic counterpart is the toxic left behind above
 def test_the_leak_switched_back_on_fails_the_run_with_the_gauge(leaky_lab, tmp_path):
     haproxy = leaky_lab.cfg.path("haproxy", "haproxy.cfg")
     assert "srvtcpka" not in haproxy.read_text(), "the knob did not take the keepalives off"
     # 8 s blackhole cuts: HAProxy marks the primary down (its checks time out) and shuts
-    # its sessions, the resets lost in the cut; with no keepalive nothing ever finds the
-    # PostgreSQL backends' peers gone. Refused 3 s cuts left them only when a packet was
-    # in flight at the cut (seen: 0 left on a lab with no keepalives, the run passed).
-    result = run_on(LabTarget(leaky_lab.cfg), tmp_path, blink(leaky_lab.cfg, cuts=2, duration="8s", mode="blackhole"))
+    # its sessions, the resets lost in the cut; with no keepalive, an idle backend's peer
+    # is never found gone. Whether a run leaves any depends on what was in flight: a
+    # backend with unacknowledged data retransmits and is reset once the cut ends (seen:
+    # 12 left in one run, none in the next). So the cuts are repeated, up to 3 runs, until
+    # one leaves the leak; a run that leaves none must pass (and says 0 -> 0). Measured on
+    # this commit: 3 runs in a row left none, so it runs with -m soak, not by default.
+    for attempt in range(3):
+        result = run_on(LabTarget(leaky_lab.cfg), tmp_path, blink(leaky_lab.cfg, cuts=2, duration="8s",
+                                                                  mode="blackhole"))
+        if result.verdict.status != "passed":
+            break
+        left = {r["gauge"]: r for r in damage(result).measured.get("gauges", [])}["db-half-open"]
+        assert left["ok"] and left["after"] - left["before"] <= left["allowed"], left
     check = damage(result)
     rows = {r["gauge"]: r for r in check.measured.get("gauges", [])}
     print(result.verdict.reasons, rows.get("db-half-open"))
