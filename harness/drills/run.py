@@ -171,6 +171,7 @@ class DrillRun:
         return _StepCtx(self, name)
 
     def check(self, outcome: CheckOutcome) -> CheckOutcome:
+        self.honour_interrupt()
         self.checks.append(outcome)
         self.event("check", f"{'ok' if outcome.passed else 'FAILED'}: {outcome.name}: {outcome.detail}",
                    passed=outcome.passed)
@@ -185,13 +186,21 @@ class DrillRun:
         started = time.time()
         lock = RunLock()
         previous = None
+        previous_int = None
+        self.interrupt_requested = False
         if threading.current_thread() is threading.main_thread():
             previous = signal.getsignal(signal.SIGTERM)
+            previous_int = signal.getsignal(signal.SIGINT)
 
             def on_term(signum, frame):  # SIGTERM: same as Ctrl-C, everything is torn down
+                # Recorded before raising: CPython drops the KeyboardInterrupt when the
+                # signal lands in a finaliser ("Exception ignored in ..."); every step
+                # and check then raises it again (a drill once passed a Ctrl-C by).
+                self.interrupt_requested = True
                 raise KeyboardInterrupt
 
             signal.signal(signal.SIGTERM, on_term)
+            signal.signal(signal.SIGINT, on_term)
         try:
             try:
                 self._preflight(lock)
@@ -222,6 +231,12 @@ class DrillRun:
                 self.fail(f"unexpected error: {type(exc).__name__}: {exc}")
                 self.event("error", traceback.format_exc(limit=8))
             finally:
+                self._tearing_down = True
+                if getattr(self, "interrupt_requested", False) and self.status != "interrupted":
+                    # a Ctrl-C Python lost after the last step: still an interrupted drill
+                    self.status = "interrupted"
+                    self.reasons.insert(0, "interrupted (Ctrl-C or SIGTERM); the scratch environment was removed")
+                    self.event("interrupted", "interrupted: tearing down")
                 self._teardown()
                 if self.load is not None:
                     self._judge_source()
@@ -236,7 +251,15 @@ class DrillRun:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
         return self._finish(started)
+
+    def honour_interrupt(self) -> None:
+        """Raise the Ctrl-C / SIGTERM Python lost, if one was received."""
+        if (getattr(self, "interrupt_requested", False) and self.status != "interrupted"
+                and not getattr(self, "_tearing_down", False)):
+            raise KeyboardInterrupt
 
     def _preflight(self, lock) -> None:
         d = self.drill
@@ -833,6 +856,7 @@ class _StepCtx:
         self.step = DrillStep(name, time.time())
 
     def __enter__(self) -> DrillStep:
+        self.run.honour_interrupt()
         self.run.progress("step-start", name=self.step.name, run=self.run)
         return self.step
 
