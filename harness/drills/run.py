@@ -135,6 +135,8 @@ class DrillRun:
         self.events: list[dict[str, Any]] = []
         self.reasons: list[str] = []
         self.status = "passed"
+        self.interrupt_requested = False  # set by the signal handler before it raises
+        self._tearing_down = False
         self.t0 = 0.0
         self.verified_at: float | None = None
         self.choice: Choice | None = None
@@ -187,7 +189,6 @@ class DrillRun:
         lock = RunLock()
         previous = None
         previous_int = None
-        self.interrupt_requested = False
         if threading.current_thread() is threading.main_thread():
             previous = signal.getsignal(signal.SIGTERM)
             previous_int = signal.getsignal(signal.SIGINT)
@@ -232,7 +233,7 @@ class DrillRun:
                 self.event("error", traceback.format_exc(limit=8))
             finally:
                 self._tearing_down = True
-                if getattr(self, "interrupt_requested", False) and self.status != "interrupted":
+                if self.interrupt_requested and self.status != "interrupted":
                     # a Ctrl-C Python lost after the last step: still an interrupted drill
                     self.status = "interrupted"
                     self.reasons.insert(0, "interrupted (Ctrl-C or SIGTERM); the scratch environment was removed")
@@ -257,8 +258,7 @@ class DrillRun:
 
     def honour_interrupt(self) -> None:
         """Raise the Ctrl-C / SIGTERM Python lost, if one was received."""
-        if (getattr(self, "interrupt_requested", False) and self.status != "interrupted"
-                and not getattr(self, "_tearing_down", False)):
+        if self.interrupt_requested and self.status != "interrupted" and not self._tearing_down:
             raise KeyboardInterrupt
 
     def _preflight(self, lock) -> None:
