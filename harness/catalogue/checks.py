@@ -79,6 +79,8 @@ CATALOGUE: dict[str, CheckKind] = {
                 "back-to": {"type": "integer", "minimum": 0,
                             "description": "after the revert, settles back to this many within the time (scale in)"},
                 "never-below": {"type": "integer", "minimum": 0, "description": "never fewer (the plan's min)"},
+                "mismatch-at-most": {**DURATION, "description": "desired and current never differ longer than this "
+                                     "in one stretch (seed 002 §7.2: HPA desired != current for 5 min warns)"},
                 "within": DURATION,
             },
             required=("within",),

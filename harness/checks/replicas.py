@@ -7,7 +7,12 @@ Kubernetes HPA or Deployment); what the parameters mean is decided here once:
   injection (scale out; desired alone is only a promise);
 - ``at-most`` N / ``never-below`` N: desired never goes above / under, while watched;
 - ``back-to`` N: after the revert, desired and current both settle at N within
-  ``within`` (scale in).
+  ``within`` (scale in);
+- ``mismatch-at-most`` T: desired and current never differ for longer than T in one
+  stretch, from the injection until the counts agree after the revert (seed 002 §7.2
+  warns when an HPA's desired != current for 5 minutes: an autoscaler that asks for
+  replicas it cannot get). Watched until the revert, then until the counts agree or
+  ``within`` of the revert has passed.
 
 When the autoscaler sits at its own maximum below ``at-least``, the check fails at
 once with that reason instead of waiting out ``within``.
@@ -29,6 +34,18 @@ class ReplicaJudge:
         self.kind, self.what, self.within, self.ref, self.cap_name = kind, what, within, ref, cap_name
         self.at_least, self.at_most = params.get("at-least"), params.get("at-most")
         self.never_below, self.back_to = params.get("never-below"), params.get("back-to")
+        raw = params.get("mismatch-at-most")
+        if raw is not None and not isinstance(raw, (int, float)):
+            from harness.quantities import parse_duration
+
+            raw = parse_duration(raw)
+        self.mismatch_at_most: float | None = None if raw is None else float(raw)
+        #: stretches where desired != current: (start, end) relative to ref; end None while open
+        self.mismatch_since: float | None = None
+        self.longest_mismatch = 0.0
+        self.longest_mismatch_at: float | None = None
+        self.longest_mismatch_with: tuple[Any, Any] = (None, None)
+        self.agreed_after_revert = False
         self.peak, self.low = 0, None
         self.desired_reached = self.current_reached = self.settled_at = None
         self.history: list[tuple[float, Any, Any]] = []
@@ -75,15 +92,38 @@ class ReplicaJudge:
         if (self.back_to is not None and clock.reverted.is_set() and self.settled_at is None
                 and desired == self.back_to and current == self.back_to):
             self.settled_at = now - (clock.reverted_at or now)
+        if desired is not None and current is not None:
+            self._mismatch(now, desired, current, clock)
         cap = sample.get("max")
         if (self.at_least is not None and self.current_reached is None and cap is not None
                 and cap < self.at_least and current == cap == desired):
             self.cap_reason = f"its {self.cap_name} is {cap}: it scaled to {cap} and cannot reach {self.at_least}"
 
+    def _mismatch(self, now: float, desired: int, current: int, clock: RunClock) -> None:
+        if desired != current:
+            if self.mismatch_since is None:
+                self.mismatch_since = now
+            # measured from the first reading that shows it to the last one that still
+            # does: never longer than it was (readings come every 0.5-1 s)
+            took = now - self.mismatch_since
+            if took >= self.longest_mismatch:
+                self.longest_mismatch, self.longest_mismatch_at = took, self.mismatch_since - self.ref
+                self.longest_mismatch_with = (desired, current)
+        else:
+            self.mismatch_since = None
+            if clock.reverted.is_set():
+                self.agreed_after_revert = True
+
+    def mismatch_exceeded(self) -> bool:
+        return self.mismatch_at_most is not None and self.longest_mismatch > self.mismatch_at_most
+
     def done(self, now: float, clock: RunClock) -> bool:
         if self.cap_reason or clock.stop.is_set():
             return True
         reverted = clock.reverted.is_set()
+        if self.mismatch_at_most is not None and not (
+                reverted and (self.agreed_after_revert or now > (clock.reverted_at or now) + self.within)):
+            return False
         scale_out_over = self.at_least is None or self.current_reached is not None or now > self.ref + self.within
         if self.back_to is not None:
             scale_in_over = self.settled_at is not None or (
@@ -103,6 +143,12 @@ class ReplicaJudge:
                 f"peaked at desired {self.peak} (current {r.get('current')}), never reached {self.at_least} "
                 f"within {within} of the injection"
             )
+        if self.mismatch_exceeded():
+            d, c = self.longest_mismatch_with
+            problems.append(
+                f"desired and current differed for {format_duration(self.longest_mismatch)} from "
+                f"+{self.longest_mismatch_at:.0f}s (desired {d}, current {c}; allowed "
+                f"{format_duration(self.mismatch_at_most)})")
         if self.back_to is not None and self.settled_at is None and not self.cap_reason:
             problems.append(
                 f"did not settle back to {self.back_to} within {within} of the revert "
@@ -118,6 +164,9 @@ class ReplicaJudge:
             "seconds_to_scale_in": None if self.settled_at is None else round(self.settled_at, 2),
             "history": self.history[-60:],
         }
+        if self.mismatch_at_most is not None:
+            measured["longest_mismatch_s"] = round(self.longest_mismatch, 2)
+            measured["mismatch_at_most_s"] = self.mismatch_at_most
         evidence = [f"{self.reads} readings, {self.misses} missed, longest without a reading "
                     f"{format_duration(self.longest_blind)}" + (f" (last error: {self.last_error})" if self.last_error else "")]
         if problems:
@@ -134,4 +183,7 @@ class ReplicaJudge:
             parts.append(f"never above {self.at_most}")
         if self.never_below is not None:
             parts.append(f"never below {self.never_below}")
+        if self.mismatch_at_most is not None:
+            parts.append(f"desired != current for {format_duration(self.longest_mismatch)} at most "
+                         f"(allowed {format_duration(self.mismatch_at_most)})")
         return CheckResult(self.kind, True, ", ".join(parts), measured, evidence)

@@ -73,8 +73,11 @@ class PlanJudging:
             return f"plan {self.plan.name} alert {a.name} (for {a.for_.text}; {a.source})"
         sc = self.plan.scaling
         if kind == "replicas" and sc is not None and sc.scale_out_within is not None:
+            mismatch = (f", mismatch-within {sc.mismatch_within.text} ({sc.mismatch_within.source})"
+                        if sc.mismatch_within is not None else "")
             return (f"plan {self.plan.name} scaling: min {sc.min_replicas.text}, max {sc.max_replicas.text}, "
-                    f"scale-out-within {sc.scale_out_within.text} ({sc.scale_out_within.source}; {sc.source})")
+                    f"scale-out-within {sc.scale_out_within.text} ({sc.scale_out_within.source}; {sc.source})"
+                    + mismatch)
         return ""
 
 
@@ -232,12 +235,17 @@ def _scaling(c, pj: PlanJudging, method: list, path: tuple) -> list[tuple[str, d
         return []
     lo, hi, within = int(sc.min_replicas.value), int(sc.max_replicas.value), sc.scale_out_within
     i, step = steps[0]
-    pj.applied.append(Applied(
-        "replicas", "scales", f"{step.fault} (method[{i}])", SCALING_FAULTS[step.fault],
-        f"scale-out-within {within.source}; min/max {sc.max_replicas.source}",
-        budget=f"out to {hi} (max-replicas) within {within.text} (scale-out-within), back to {lo} (min-replicas), "
-               f"never above {hi} nor below {lo}"))
-    return [("replicas", {"at-least": hi, "at-most": hi, "never-below": lo, "back-to": lo, "within": within.value})]
+    params = {"at-least": hi, "at-most": hi, "never-below": lo, "back-to": lo, "within": within.value}
+    budget = (f"out to {hi} (max-replicas) within {within.text} (scale-out-within), back to {lo} (min-replicas), "
+              f"never above {hi} nor below {lo}")
+    sources = f"scale-out-within {within.source}; min/max {sc.max_replicas.source}"
+    if sc.mismatch_within is not None:
+        params["mismatch-at-most"] = sc.mismatch_within.value
+        budget += f", desired != current for {sc.mismatch_within.text} at most (mismatch-within)"
+        sources += f"; mismatch-within {sc.mismatch_within.source}"
+    pj.applied.append(Applied("replicas", "scales", f"{step.fault} (method[{i}])", SCALING_FAULTS[step.fault],
+                              sources, budget=budget))
+    return [("replicas", params)]
 
 
 def _window_s(rule) -> float:

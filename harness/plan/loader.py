@@ -77,7 +77,7 @@ def _scaling(r: Reader, doc: CommentedMap) -> ScalingPolicy | None:
         return None
     r.known_keys(node, {"min-replicas", "max-replicas", "cpu-target", "memory-target", "scale-in-below",
                         "stabilisation-window", "scale-out-within", "source", "target", "replicas-today",
-                        "triggers", "capacity"}, "scaling")
+                        "triggers", "capacity", "mismatch-within"}, "scaling")
     src = r.source(node) if "source" in node else None
 
     def opt(key, kind):
@@ -87,7 +87,8 @@ def _scaling(r: Reader, doc: CommentedMap) -> ScalingPolicy | None:
                       opt("scale-in-below", "ratio"), opt("stabilisation-window", "duration"),
                       opt("scale-out-within", "duration"), opt("memory-target", "ratio"),
                       str(node.get("target", "")), opt("replicas-today", "int"),
-                      _facts(r, node, "triggers", src), _facts(r, node, "capacity", src), src)
+                      _facts(r, node, "triggers", src), _facts(r, node, "capacity", src), src,
+                      mismatch_within=opt("mismatch-within", "duration"))
     if p.min_replicas and p.max_replicas and p.min_replicas.value > p.max_replicas.value:
         r.problem(node, "min-replicas", "min-replicas is above max-replicas")
     if p.min_replicas and p.min_replicas.value < 1:

@@ -248,6 +248,8 @@ class ScalingPolicy:
     triggers: tuple[Fact, ...] = ()
     capacity: tuple[Fact, ...] = ()
     source: Source | None = None
+    #: seconds desired and current may differ in one stretch (seed 002 §7.2: 5 min)
+    mismatch_within: Num | None = None
 
     def orchestrator_policy(self) -> dict[str, Any]:
         """The keys the lab orchestrator reads from ``<run_dir>/scaling-policy.json``."""

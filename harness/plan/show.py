@@ -84,7 +84,8 @@ def summary(plan: Plan) -> dict[str, Any]:
                          ("max replicas", sc.max_replicas), ("cpu target", sc.cpu_target),
                          ("memory target", sc.memory_target), ("scale in below (cpu)", sc.scale_in_below),
                          ("stabilisation window", sc.stabilisation_window),
-                         ("scale out within", sc.scale_out_within)):
+                         ("scale out within", sc.scale_out_within),
+                         ("desired != current at most", sc.mismatch_within)):
             if label == "target":
                 if sc.target:
                     rows.append({"what": label, "value": sc.target, "source": src(sc.source)})

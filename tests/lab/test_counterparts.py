@@ -2,6 +2,7 @@
 here the same files run against a lab broken on purpose, and must fail with a reason."""
 from __future__ import annotations
 
+import json
 import time
 
 import psutil
@@ -39,6 +40,31 @@ def test_autoscaling_fails_when_the_maximum_is_too_low(lab, run_experiment):
     check = next(c for c in result.checks if c.kind == "replicas")  # expect: plan adds an alert-silent
     assert not check.passed and check.measured["peak"] == 4 and check.measured["max"] == 4
     assert "max_replicas is 4" in check.summary and "cannot reach 6" in check.summary, check.summary
+
+
+def test_autoscaling_fails_when_new_replicas_cannot_start(lab, run_experiment):
+    """A bad rollout: every api replica started from now on exits at once (a flag its
+    version does not know, in the configuration the orchestrator starts replicas with).
+    The autoscaler asks for replicas it never gets: desired != current for longer than the
+    plan's mismatch-within (30 s; seed 002 §7.2's "HPA desired != current" warning)."""
+    svc = lab.cfg.path("service.json")
+    saved = svc.read_text() if svc.exists() else None
+    svc.write_text(json.dumps({**json.loads(saved or "{}"), "no-such-flag": "1"}))
+    try:
+        result = run_experiment(ROOT / "experiments/autoscale.yaml")
+    finally:
+        if saved is None:
+            svc.unlink()
+        else:
+            svc.write_text(saved)
+    wait_replicas_ready(lab, lab.cfg.replicas)
+    assert result.verdict.status == "failed", result.verdict.reasons
+    check = next(c for c in result.checks if c.kind == "replicas")
+    assert not check.passed, check.summary
+    m = check.measured
+    assert m["mismatch_at_most_s"] == 30 and m["longest_mismatch_s"] > 30, m
+    assert "desired and current differed for" in check.summary and "current 3; allowed 30.0s" in check.summary, \
+        check.summary
 
 
 def test_lab_down_leaves_nothing_behind(lab, tmp_path):

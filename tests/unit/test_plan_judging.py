@@ -151,8 +151,10 @@ def test_expect_plan_on_a_cpu_spike_is_the_plans_scaling_rule(tmp_path):
         "{fault: dependency-down, duration: 5s}", "{fault: cpu-stress, selector: {app: api}, millicores: 400, duration: 5s}")
     exp = load_experiment(_write(tmp_path, text))
     rep = next(e for e in exp.expect if e.kind == "replicas")
-    assert rep.params == {"at-least": 6, "at-most": 6, "never-below": 3, "back-to": 3, "within": 60.0}
+    assert rep.params == {"at-least": 6, "at-most": 6, "never-below": 3, "back-to": 3, "within": 60.0,
+                          "mismatch-at-most": 30.0}
     assert "scale-out-within 60s" in exp.plan_judging.rule_for("replicas", {})
+    assert "mismatch-within 30s" in exp.plan_judging.rule_for("replicas", {})
     plan = (ROOT / "plans/lab.yaml").read_text()
     start = plan.index("  scale-out-within:")
     _write(tmp_path, plan[:start] + plan[plan.index("\n", start) + 1:], "no-bound.yaml")

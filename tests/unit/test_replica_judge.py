@@ -73,3 +73,31 @@ def test_a_breach_seen_before_going_blind_still_fails_as_a_breach():
     samples = [(0, 3, 3), (2, 8, 3)] + [(t, None, None) for t in range(3, 15)] + [(45, 3, 3)]
     res, _ = _play(samples, params={"at-most": 6}, revert_at=40)
     assert not res.passed and res.verified and "above the maximum 6" in res.summary
+
+
+# -- mismatch-at-most: "HPA desired != current longer than the plan allows" (seed 002 §7.2)
+
+def test_an_autoscaler_asking_for_replicas_it_cannot_get_fails_with_how_long():
+    # desired 6 from +10 s, current stuck at 3 until +52 s: 42 s of mismatch, 30 s allowed
+    samples = [(0, 3, 3), (10, 6, 3)] + [(t, 6, 3) for t in range(11, 52)] + [(52, 6, 6), (60, 3, 3), (61, 3, 3)]
+    res, _ = _play(samples, params={"mismatch-at-most": "30s"}, revert_at=55)
+    assert not res.passed and res.verified
+    assert "desired and current differed for 41.0s from +10s (desired 6, current 3; allowed 30.0s)" in res.summary
+    assert res.measured["longest_mismatch_s"] == 41 and res.measured["mismatch_at_most_s"] == 30
+
+
+def test_short_mismatches_while_scaling_pass_and_report_the_longest():
+    # measured from the first reading that shows a mismatch to the last one that does
+    samples = [(0, 3, 3), (10, 5, 3), (13, 5, 3), (14, 5, 5), (20, 6, 5), (21, 6, 5), (22, 6, 6), (40, 6, 6),
+               (45, 3, 6), (46, 3, 6), (48, 3, 3)]
+    res, t = _play(samples, params={"mismatch-at-most": 30.0, "back-to": 3}, revert_at=40)
+    assert res.passed, res.summary
+    assert res.measured["longest_mismatch_s"] == 3 and t == 48
+    assert "desired != current for 3.0s at most (allowed 30.0s)" in res.summary
+
+
+def test_mismatch_is_watched_after_the_revert_until_the_counts_agree():
+    # scale-in that never completes: desired 3, current 6 from the revert on
+    samples = [(0, 6, 6), (20, 3, 6)] + [(t, 3, 6) for t in range(21, 70)]
+    res, t = _play(samples, params={"mismatch-at-most": "20s"}, revert_at=20, within=45)
+    assert not res.passed and "desired 3, current 6" in res.summary and t >= 41
