@@ -40,6 +40,14 @@ CATALOGUE: dict[str, CheckKind] = {
             required=("alert", "within"),
         ),
         CheckKind(
+            "alert-suppressed",
+            "An alert fires but reaches no receiver: a maintenance window (mute time interval) or a "
+            "silence holds it back from the injection until after the revert.",
+            {"alert": {"type": "string"}, "within": DURATION, "receiver": {"type": "string"},
+             "by": {"enum": ["maintenance", "silence", "any"]}},
+            required=("alert", "within"),
+        ),
+        CheckKind(
             "notification-count",
             "An alert notifies its receiver at most N times (default 1) per repeat interval of "
             "the plan: no duplicate page.",

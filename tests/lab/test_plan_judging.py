@@ -218,3 +218,83 @@ recovery: {{within: 60s}}
     assert budget_events and "of the plan's 30-day budget" in budget_events[0]
     assert any(e["kind"] == "budget" for e in result.events)
     Path(tmp_path / "tight.yaml").unlink()
+
+
+SUPPRESSED = f"""\
+title: The dependency goes down inside a maintenance window; DependencyDown fires and nobody is notified
+plan: {ROOT}/plans/lab.yaml#api
+load: {{locustfile: {ROOT}/load/api.py, users: 5, spawn-rate: 5, warmup: 2s}}
+steady-state: {{window: 3s, slo: {{availability: ">= 90%"}}}}
+method:
+  - {{fault: dependency-down, duration: 10s}}
+abort-when:
+  - {{elapsed: "> 3m"}}
+recovery: {{within: 30s}}
+expect:
+  - alert-suppressed: {{alert: DependencyDown, within: 20s, by: maintenance}}
+"""
+
+WINDOW = """
+maintenance-windows:
+  note: the whole day, so that the test's run falls inside it
+  source: {seed: lab, section: "test: seed 000 アラート抑制 計画メンテナンス"}
+  windows:
+    - {name: all-day, from: "00:00", to: "23:59"}
+"""
+
+
+def test_alert_suppressed_in_the_plans_maintenance_window_and_not_without_it(lab, run_experiment, tmp_path):
+    from harness.plan import alertmanager_config as generate, load_plan
+
+    plan_text = (ROOT / "plans/lab.yaml").read_text()
+    assert "maintenance-windows:" not in plan_text
+    (tmp_path / "window.yaml").write_text(plan_text + WINDOW)
+    windowed = generate(load_plan(tmp_path / "window.yaml"), alerting.webhook_url(lab.cfg))
+    assert windowed["time_intervals"][0]["name"] == "all-day"
+
+    def use_windowed(doc):
+        doc.clear()
+        doc.update(windowed)
+
+    _wait_quiet(lab, "DependencyDown")
+    with alertmanager_config(lab, use_windowed):
+        result = run_experiment(SUPPRESSED)
+    check = _checks(result)[("alert-suppressed", "DependencyDown")]
+    assert result.verdict.status == "passed", (result.verdict, check.summary)
+    assert check.measured["fired_after_s"] is not None and check.measured["leaked"] == [], check.measured
+    assert "was held back: no notification reached any receiver" in check.summary, check.summary
+
+    # counterpart: the lab's own Alertmanager has no maintenance window: the page gets out
+    _wait_quiet(lab, "DependencyDown")
+    result = run_experiment(SUPPRESSED)
+    check = _checks(result)[("alert-suppressed", "DependencyDown")]
+    assert result.verdict.status == "failed", result.verdict
+    assert not check.passed and check.measured["leaked"], check.measured
+    receiver = lab_plan_receiver("DependencyDown")
+    assert (f"alert DependencyDown was not suppressed: a firing notification reached '{receiver}'"
+            in check.summary), check.summary
+
+
+def lab_plan_receiver(alert: str) -> str:
+    from harness.plan import load_plan
+
+    plan = load_plan(ROOT / "plans/lab.yaml")
+    return plan.routing.receiver_for(plan.alert(alert).severity)
+
+
+def test_alert_suppressed_by_a_silence_made_with_amtool(lab, run_experiment):
+    """A GameDay's usual move: silence the alert the fault will raise (amtool, the
+    ecosystem's own tool). by: silence also requires Alertmanager to list it silenced."""
+    _wait_quiet(lab, "DependencyDown")
+    amtool = ["amtool", f"--alertmanager.url={lab.cfg.alertmanager_url}"]
+    sid = subprocess.run([*amtool, "silence", "add", "alertname=DependencyDown", "--duration=10m",
+                          "--author=harness-tests", "--comment=test: silenced for the run"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    try:
+        result = run_experiment(SUPPRESSED.replace("by: maintenance", "by: silence"))
+    finally:
+        subprocess.run([*amtool, "silence", "expire", sid], check=True, timeout=30)
+    check = _checks(result)[("alert-suppressed", "DependencyDown")]
+    assert result.verdict.status == "passed", (result.verdict, check.summary)
+    assert check.measured["silenced_after_s"] is not None and check.measured["leaked"] == [], check.measured
+    assert "was silenced: no notification reached any receiver" in check.summary, check.summary

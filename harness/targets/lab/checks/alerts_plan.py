@@ -319,3 +319,104 @@ class LabNotificationCount(_Routed):
         return CheckResult(self.kind, True, f"'{receiver}' was notified of {name} {worst} time(s) within the repeat "
                                             f"interval {rep} (at most {most}; {len(by_fp)} series)",
                            measured, evidence)
+
+
+@registry.check("lab")
+class LabAlertSuppressed(_Routed):
+    """alert, within, by (maintenance | silence | any; default any), receiver.
+
+    The alert must fire (reach Alertmanager) within ``within`` of the injection, and no
+    notification of it may reach any receiver from the injection until the revert plus
+    the plan's group-wait + 5 s: a maintenance window (mute time interval) or a silence
+    held it back. ``by: silence`` also requires Alertmanager to list it as silenced.
+    Alertmanager reports mute time intervals in its API only from 0.28 (``mutedBy``);
+    before that a maintenance window is judged by the receivers' log alone, and the
+    evidence says so."""
+
+    kind = "alert-suppressed"
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        by = self.params.get("by", "any")
+        if not out and by not in ("maintenance", "silence", "any"):
+            out.append(f"alert-suppressed: by must be maintenance, silence or any (got {by!r})")
+        return out
+
+    def run(self, clock: RunClock) -> CheckResult:
+        cfg, name = self.target.cfg, self.params["alert"]
+        by = self.params.get("by", "any")
+        within = parse_duration(self.params["within"])
+        rt = self._plan.routing
+        grace = rt.group_wait.value + 5.0
+        t0 = clock.injected_at or time.time()
+        am, hook = _Reads("alertmanager /api/v2/alerts"), _Reads("webhook receiver log")
+        seen_at = silenced_at = muted_at = None
+        unsuppressed_reads = reads = 0
+        leaked: list[dict] = []
+        while True:
+            now = time.time()
+            try:
+                mine = [a for a in all_alerts(cfg, name) if (parse_rfc3339(a.get("startsAt")) or now) >= t0 - 2.0]
+                am.success(now)
+                for a in mine:
+                    seen_at = seen_at or now
+                    st = a.get("status") or {}
+                    reads += 1
+                    if st.get("silencedBy"):
+                        silenced_at = silenced_at or now
+                    if st.get("mutedBy"):
+                        muted_at = muted_at or now
+                    if st.get("state") != "suppressed":
+                        unsuppressed_reads += 1
+            except Exception as exc:  # noqa: BLE001 - counted; a blind verdict is "could not verify"
+                am.failure(now, exc)
+            try:
+                found = notifications(cfg, since=t0 - 1.0, alert=name)
+                hook.success(now)
+                leaked = [n for n in found if (parse_rfc3339(n.get("starts_at")) or now) >= t0 - 2.0]
+            except Exception as exc:  # noqa: BLE001 - counted
+                hook.failure(now, exc)
+            if leaked or clock.stop.is_set():
+                break
+            if seen_at is None and now > t0 + within:
+                break
+            if clock.reverted.is_set() and seen_at is not None:
+                end = max(seen_at, clock.reverted_at or now) + grace
+                if now >= end:
+                    break
+            time.sleep(POLL)
+        r = lambda t: round(t - t0, 3) if t else None  # noqa: E731
+        measured = {"alert": name, "by": by, "within_s": within, "fired_after_s": r(seen_at),
+                    "silenced_after_s": r(silenced_at), "muted_after_s": r(muted_at), "reads": reads,
+                    "reads_not_suppressed": unsuppressed_reads,
+                    "leaked": [{"receiver": n.get("receiver"), "status": n.get("status"),
+                                "after_s": r(n.get("received_at"))} for n in leaked]}
+        evidence = [am.evidence(), hook.evidence(),
+                    f"watched until the revert + group-wait {rt.group_wait.text} + 5 s"
+                    + (f" ({rt.source})" if rt.source else "")]
+        if by != "silence" and muted_at is None:
+            evidence.append("Alertmanager did not report a mute (mutedBy is in its API from 0.28): "
+                            "the maintenance window is judged by the receivers' log")
+        if leaked:
+            n = leaked[0]
+            return CheckResult(self.kind, False,
+                               f"alert {name} was not suppressed: a {n.get('status')} notification reached "
+                               f"'{n.get('receiver')}' {format_duration(n['received_at'] - t0)} after the injection "
+                               f"(no maintenance window or silence held it back)", measured, evidence)
+        if am.blind() or hook.blind():
+            return unverified(self.kind, f"whether {name} was suppressed: "
+                                         f"{am.evidence() if am.blind() else hook.evidence()}", measured, evidence)
+        if seen_at is None:
+            return CheckResult(self.kind, False, f"alert {name} did not fire within {format_duration(within)}: "
+                                                 "there was nothing to suppress", measured, evidence)
+        if by == "silence" and silenced_at is None:
+            return CheckResult(self.kind, False,
+                               f"alert {name} fired after {format_duration(seen_at - t0)} and no notification got out, "
+                               f"but Alertmanager never listed it as silenced (by: silence): something else held it "
+                               f"back", measured, evidence)
+        how = ("silenced" if silenced_at is not None else "muted by a maintenance window" if muted_at is not None
+               else "held back")
+        watched = format_duration(time.time() - t0)
+        return CheckResult(self.kind, True, f"alert {name} fired after {format_duration(seen_at - t0)} and was {how}: "
+                                            f"no notification reached any receiver in {watched} watched",
+                           measured, evidence)
