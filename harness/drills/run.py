@@ -647,9 +647,9 @@ class DrillRun:
         s, body = call("GET", "/api/ping")
         steps.append(f"GET /api/ping {s}")
         ok &= s == 200
-        s, body = call("GET", "/api/orders")
-        n0 = body.get("orders")
-        steps.append(f"GET /api/orders {s} ({n0} orders)")
+        s, body = call("GET", "/api/orders/count")
+        n0 = body.get("count")
+        steps.append(f"GET /api/orders/count {s} ({n0} orders)")
         ok &= s == 200
         try:
             rows = restored.scalar(f"SELECT count(*) FROM {self.drill.rpo_table}")
@@ -659,11 +659,16 @@ class DrillRun:
             ok = False
             steps.append(f"the API counts {n0} orders, the restored table has {rows}")
         s, body = call("POST", "/api/orders")
+        new_id = body.get("id")
         steps.append(f"POST /api/orders {s}")
         ok &= s == 201
+        s, body = call("GET", "/api/orders/count")
+        steps.append(f"GET /api/orders/count {s} ({body.get('count')} orders)")
+        ok &= s == 200 and n0 is not None and body.get("count") == n0 + 1
         s, body = call("GET", "/api/orders")
-        steps.append(f"GET /api/orders {s} ({body.get('orders')} orders)")
-        ok &= s == 200 and n0 is not None and body.get("orders") == n0 + 1
+        seen = any(o.get("id") == new_id for o in body.get("orders") or [])
+        steps.append(f"GET /api/orders {s} (the new order {'listed' if seen else 'NOT listed'} among the newest)")
+        ok &= s == 200 and seen
         self.check(CheckOutcome("application smoke test", "smoke", bool(ok),
                                 "sample service replica on the restored database: " + "; ".join(steps)))
 
