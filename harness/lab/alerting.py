@@ -33,6 +33,23 @@ from harness.lab.config import LabConfig
 from harness.lab.httpd import QuietHandler
 
 
+class AlertEndpoints:
+    """Where the alert checks read a target other than the lab: Alertmanager's API, the
+    harness's recording webhook receiver (``python -m harness.lab.alerting webhook``, made
+    a receiver of that Alertmanager) and the plan its rules were generated from. It
+    answers what the checks ask a LabConfig (``alertmanager_url``, ``plan``, ``path``)."""
+
+    def __init__(self, alertmanager_url: str, receiver_url: str, plan: str, log_dir: str | None = None):
+        self.alertmanager_url = alertmanager_url.rstrip("/")
+        self.receiver_url = receiver_url.rstrip("/")
+        self.plan = plan
+        self.log_dir = log_dir
+
+    def path(self, *parts: str) -> Path:
+        """The receiver's own log, read when its HTTP API does not answer (none: no fallback)."""
+        return Path(self.log_dir or "/nonexistent-receiver-log").joinpath(*parts)
+
+
 def plan_path(cfg: LabConfig) -> Path:
     from harness.plan import default_plan_path
 
@@ -46,6 +63,8 @@ def load_lab_plan(cfg: LabConfig):
 
 
 def webhook_url(cfg: LabConfig) -> str:
+    if isinstance(cfg, AlertEndpoints):
+        return cfg.receiver_url
     return f"http://127.0.0.1:{cfg.port('webhook')}"
 
 

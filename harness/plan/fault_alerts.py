@@ -71,8 +71,35 @@ FAULT_ALERTS: dict[str, tuple[Applies, ...]] = {
 }
 
 
-def applicable(fault_kind: str, params: dict) -> list[Applies]:
-    return [a for a in FAULT_ALERTS.get(fault_kind, ()) if a.matches(params)]
+#: the same for the Kubernetes target (plans/k8s-testbed.yaml's alerts: the control
+#: plane's own view of nodes and scheduling)
+K8S_FAULT_ALERTS: dict[str, tuple[Applies, ...]] = {
+    "zone-loss": (
+        _f("ZoneNodesNotReady", "every node of the zone turns NotReady: the node lifecycle controller counts "
+                                "them unhealthy in their zone", mode="not-ready"),
+        _s("ZoneNodesNotReady", "drained nodes stay Ready (only cordoned)", mode=None),
+        _s("ZoneNodesNotReady", "drained nodes stay Ready (only cordoned)", mode="drain"),
+        _s("PodsUnschedulable", "the two other zones have room for the drained zone's pods", mode=None),
+        _s("PodsUnschedulable", "the two other zones have room for the drained zone's pods", mode="drain"),
+    ),
+    "node-not-ready": (
+        _f("ZoneNodesNotReady", "the node turns NotReady: its zone has an unhealthy node"),
+    ),
+    "node-drain": (
+        _s("ZoneNodesNotReady", "a drained node stays Ready (only cordoned)"),
+    ),
+    "pod-kill": (
+        _s("ZoneNodesNotReady", "no node is touched"),
+        _s("PodsUnschedulable", "a killed pod's replacement fits where it was"),
+    ),
+}
+
+TABLES = {"lab": FAULT_ALERTS, "kubernetes": K8S_FAULT_ALERTS}
+
+
+def applicable(fault_kind: str, params: dict, target_kind: str = "lab") -> list[Applies]:
+    table = TABLES.get(target_kind, FAULT_ALERTS)
+    return [a for a in table.get(fault_kind, ()) if a.matches(params)]
 
 
 #: fault kinds that load the replicas above the plan's cpu-target: expect: plan then checks

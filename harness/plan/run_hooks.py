@@ -41,7 +41,7 @@ def before(run: "Run") -> None:
     policy.enforce(run)
     if pj is None:
         return
-    run.event("plan", f"judged by plan {pj.plan.name} ({pj.path}) service {pj.service}")
+    run.event("plan", f"judged by plan {pj.plan.name} ({pj.path})" + (f" service {pj.service}" if pj.service else ""))
     for sli, rule in pj.slo_rules.items():
         run.event("plan", f"SLO {sli}: {rule}")
     for a in pj.applied:

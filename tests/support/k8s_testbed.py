@@ -28,6 +28,8 @@ TESTBED_DIR = REPO / "tools" / "k8s-testbed"
 DEMO_WORKLOADS = TESTBED_DIR / "workloads" / "demo.yaml"
 DEMO_NAMESPACE = "rh-demo"
 DEFAULT_CLUSTER = "rh-testbed"
+#: targets/k8s-testbed.yaml: Prometheus here, Alertmanager + 3, the recording receiver + 4
+PROMETHEUS_PORT = 29090
 
 
 class TestbedError(EnvironmentNotReady):
@@ -199,7 +201,9 @@ def session_testbed(config: Any = None) -> TestbedInfo:
         t = time.monotonic()
         if config is not None:
             config.add_cleanup(lambda: stop(name))
-        kubeconfig = run_script("up.sh", "--name", name, timeout=600, echo=echo)
+        # the control plane's monitoring: the ports targets/k8s-testbed.yaml names
+        kubeconfig = run_script("up.sh", "--name", name, "--prometheus-port", str(PROMETHEUS_PORT),
+                                "--monitoring", str(REPO / "plans" / "k8s-testbed.yaml"), timeout=600, echo=echo)
         timings["up_s"] = round(time.monotonic() - t, 1)
         if not kubeconfig or not os.path.exists(kubeconfig):
             raise TestbedError(f"up.sh did not print a kubeconfig path (got {kubeconfig!r})")

@@ -8,8 +8,11 @@
 #   --nodes-per-zone  nodes in each of zone-a, zone-b, zone-c (default 2)
 #   --no-qps-limits   lift the components' client QPS limits (benchmarks)
 #   --prometheus-port a Prometheus (Debian's binary, run by kwokctl) scraping every
-#                     control-plane component on this port; tools/k8s-testbed/monitoring.sh
-#                     then adds the alert rules and an Alertmanager
+#                     control-plane component on this port
+#   --monitoring PLAN with --prometheus-port: the plan's alert rules in that Prometheus,
+#                     an Alertmanager on --alertmanager-port (default prometheus + 3) and
+#                     the harness's recording webhook receiver on --webhook-port (default
+#                     prometheus + 4), by tools/k8s-testbed/monitoring.py
 #
 # Prints the kubeconfig path as the last line of stdout; progress goes to stderr.
 # An existing cluster of the same name is deleted first (down.sh).
@@ -24,6 +27,9 @@ NAME=rh-testbed
 NODES_PER_ZONE=2
 NO_QPS_LIMITS=false
 PROMETHEUS_PORT=
+MONITORING_PLAN=
+ALERTMANAGER_PORT=
+WEBHOOK_PORT=
 ZONES=(zone-a zone-b zone-c)
 while (( $# )); do
     case "$1" in
@@ -31,12 +37,21 @@ while (( $# )); do
         --nodes-per-zone) NODES_PER_ZONE="$2"; shift 2 ;;
         --no-qps-limits) NO_QPS_LIMITS=true; shift ;;
         --prometheus-port) PROMETHEUS_PORT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --monitoring) MONITORING_PLAN="$2"; shift 2 ;;
+        --alertmanager-port) ALERTMANAGER_PORT="$2"; shift 2 ;;
+        --webhook-port) WEBHOOK_PORT="$2"; shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "up.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 [[ "$NAME" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || { echo "up.sh: bad cluster name '$NAME'" >&2; exit 2; }
 [[ "$NODES_PER_ZONE" =~ ^[1-9][0-9]*$ ]] || { echo "up.sh: --nodes-per-zone must be a positive integer" >&2; exit 2; }
+if [[ -n "$MONITORING_PLAN" ]]; then
+    [[ -n "$PROMETHEUS_PORT" ]] || { echo "up.sh: --monitoring needs --prometheus-port" >&2; exit 2; }
+    [[ -f "$MONITORING_PLAN" ]] || { echo "up.sh: --monitoring: no plan file $MONITORING_PLAN" >&2; exit 2; }
+    ALERTMANAGER_PORT="${ALERTMANAGER_PORT:-$((PROMETHEUS_PORT + 3))}"
+    WEBHOOK_PORT="${WEBHOOK_PORT:-$((PROMETHEUS_PORT + 4))}"
+fi
 
 LOG_PREFIX="[k8s-testbed up:$NAME]"
 say() { echo "$LOG_PREFIX $(date +%H:%M:%S) $*" >&2; }
@@ -110,6 +125,11 @@ componentsPatches:
   extraArgs:
   - key: leader-elect
     value: "false"
+  # The node lifecycle controller looks at node health every second (default 5 s): its
+  # per-zone gauges are what the test bed plan's ZoneNodesNotReady reads, and an alert
+  # bound of for + detection leaves no room for 5 s more.
+  - key: node-monitor-period
+    value: 1s
 - name: kube-scheduler
   extraArgs:
   - key: leader-elect
@@ -190,5 +210,12 @@ for f in "$CLUSTER_DIR"/pids/*.pid; do
     pid="$(tr -dc '0-9' <"$f")"
     [[ -n "$pid" && -d "/proc/$pid" ]] || die "$(basename "$f" .pid) is not running (logs: $KWOKCTL logs $(basename "$f" .pid) --name $NAME)"
 done
+if [[ -n "$MONITORING_PLAN" ]]; then
+    PYTHON="$(cd "$HERE/../.." && pwd)/.venv/bin/python"
+    [[ -x "$PYTHON" ]] || PYTHON="$(command -v python3)"
+    "$PYTHON" "$HERE/monitoring.py" --name "$NAME" --plan "$MONITORING_PLAN" --prometheus-port "$PROMETHEUS_PORT" \
+        --alertmanager-port "$ALERTMANAGER_PORT" --webhook-port "$WEBHOOK_PORT" \
+        || { "$HERE/down.sh" --name "$NAME" >&2 || true; die "monitoring (plan $MONITORING_PLAN) could not be set up"; }
+fi
 say "ready in $((SECONDS - T0)) s; context kwok-$NAME"
 echo "$KUBECONFIG_PATH"

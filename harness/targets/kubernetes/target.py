@@ -18,6 +18,8 @@ Target file keys (see docs/kubernetes.md)::
     namespace: default
     prometheus-url: http://127.0.0.1:9090                     # optional
     alertmanager-url: http://127.0.0.1:9093                   # optional
+    alert-receiver: http://127.0.0.1:9094                     # optional: harness's recording webhook
+    plan: plans/k8s-testbed.yaml                              # optional: the plan the rules implement
     load-host: https://staging.example.com                    # optional (Locust's target)
     zone-label: topology.kubernetes.io/zone                   # optional
     zone-map: {a: zone-a, b: zone-b}                          # optional: experiment zone -> label value
@@ -50,6 +52,8 @@ _KNOWN_KEYS = {
     "namespace",
     "prometheus-url",
     "alertmanager-url",
+    "alert-receiver",
+    "plan",
     "load-host",
     "zone-label",
     "zone-map",
@@ -101,31 +105,24 @@ class KubernetesTarget(Target):
         namespace: str = "default",
         prometheus_url: str | None = None,
         alertmanager_url: str | None = None,
+        alert_receiver: str | None = None,
+        plan: str | None = None,
         load_host: str | None = None,
         zone_label: str = ZONE_LABEL,
         zone_map: dict[str, str] | None = None,
         request_timeout: float = 30.0,
     ):
-        self.kubeconfig = os.path.abspath(
-            os.path.expanduser(
-                os.path.expandvars(
-                    kubeconfig
-                    or (os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or "~/.kube/config")
-                )
-            )
-        )
-        if isinstance(allowed_contexts, str) or not all(
-            isinstance(c, str) and c for c in allowed_contexts
-        ):
-            raise InvalidInput(
-                "allowed-contexts must be a list of kubeconfig context names, "
-                f"got {allowed_contexts!r}"
-            )
+        default_kubeconfig = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or "~/.kube/config"
+        self.kubeconfig = os.path.abspath(os.path.expanduser(os.path.expandvars(kubeconfig or default_kubeconfig)))
+        if isinstance(allowed_contexts, str) or not all(isinstance(c, str) and c for c in allowed_contexts):
+            raise InvalidInput(f"allowed-contexts must be a list of kubeconfig context names, got {allowed_contexts!r}")
         self.allowed_contexts = list(allowed_contexts)
         self._requested_context = context
         self.namespace = namespace or "default"
         self.prometheus_url = prometheus_url
         self.alertmanager_url = alertmanager_url
+        self.alert_receiver = alert_receiver
+        self.plan = plan
         self.load_host = load_host
         self.zone_label = zone_label or ZONE_LABEL
         self.zone_map = dict(zone_map or {})
@@ -163,6 +160,9 @@ class KubernetesTarget(Target):
             timeout_s = parse_duration(timeout)
         except ValueError as exc:
             raise InvalidInput(f"request-timeout: {exc}") from None
+        plan = config.get("plan")  # relative to the target file (or else the working directory)
+        if plan and base_dir and not os.path.isabs(plan) and os.path.exists(os.path.join(base_dir, plan)):
+            plan = os.path.normpath(os.path.join(base_dir, plan))
         zone_map = config.get("zone-map") or {}
         if not isinstance(zone_map, dict):
             raise InvalidInput("zone-map must map experiment zone names to label values")
@@ -173,6 +173,8 @@ class KubernetesTarget(Target):
             namespace=config.get("namespace", "default"),
             prometheus_url=config.get("prometheus-url"),
             alertmanager_url=config.get("alertmanager-url"),
+            alert_receiver=config.get("alert-receiver"),
+            plan=plan,
             load_host=config.get("load-host"),
             zone_label=config.get("zone-label", ZONE_LABEL),
             zone_map={str(k): str(v) for k, v in zone_map.items()},
@@ -190,6 +192,8 @@ class KubernetesTarget(Target):
             "namespace": self.namespace,
             "prometheus-url": self.prometheus_url,
             "alertmanager-url": self.alertmanager_url,
+            "alert-receiver": self.alert_receiver,
+            "plan": self.plan,
             "load-host": self.load_host,
             "zone-label": self.zone_label,
             "zone-map": dict(self.zone_map),
@@ -201,6 +205,10 @@ class KubernetesTarget(Target):
         d = {k: v for k, v in description.items() if v is not None}
         source = d.get("source")
         return cls.from_config(d, base_dir=os.path.dirname(os.path.abspath(source)) if source else None)
+
+    # -- alerting: the lab's alert checks read these (harness/targets/kubernetes/checks/alerts.py)
+    cfg = property(lambda self: _alerts().endpoints(self))
+    notifications = lambda self, since: _alerts().notifications(self, since)  # noqa: E731
 
     # -- the allow-list --------------------------------------------------------------------
     @property
@@ -481,3 +489,9 @@ def pod_is_serving(pod: dict, ready_nodes: set[str] | None) -> bool:
     if ready_nodes is None:
         return True
     return (pod.get("spec") or {}).get("nodeName") in ready_nodes
+
+
+def _alerts():
+    from harness.targets.kubernetes.checks import alerts
+
+    return alerts

@@ -16,6 +16,7 @@ import time
 from datetime import datetime, timezone
 
 from harness.checks.base import Check, CheckResult, RunClock, unverified
+from harness.errors import InvalidInput
 from harness.lab.alerting import active_alerts, load_lab_plan, notifications
 from harness.quantities import format_duration, parse_duration
 from harness.targets import registry
@@ -90,8 +91,10 @@ class _PlanAlertCheck(Check):
         self._plan_error: str | None = None
         try:
             self._plan = load_lab_plan(target.cfg)
+        except InvalidInput as exc:  # the target lacks what alert checks read: said as it is
+            self._plan_error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported by problems(), exit 2
-            self._plan_error = f"{type(exc).__name__}: {exc}"
+            self._plan_error = f"cannot read the target's operations plan: {type(exc).__name__}: {exc}"
 
     def rule(self):
         if self._plan is None:
@@ -103,7 +106,7 @@ class _PlanAlertCheck(Check):
 
     def plan_problems(self) -> list[str]:
         if self._plan_error:
-            return [f"cannot read the lab's operations plan: {self._plan_error}"]
+            return [self._plan_error]
         return []
 
     def not_in_plan(self, unknown: str) -> str:
