@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 
 def pytest_harness_prepare_target(config, spec: str) -> None:
     text = Path(spec).read_text() if Path(spec).exists() else ""
@@ -33,7 +35,9 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     items.sort(key=lambda item: 0 if _on_testbed(item) else 1)
 
 
-def pytest_runtest_teardown(item, nextitem) -> None:
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield  # the item's own fixtures first (a test's namespace is deleted through the test bed)
     if _on_testbed(item) and (nextitem is None or not _on_testbed(nextitem)):
         from tests.support import k8s_testbed
 
