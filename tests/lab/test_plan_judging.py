@@ -298,3 +298,29 @@ def test_alert_suppressed_by_a_silence_made_with_amtool(lab, run_experiment):
     assert result.verdict.status == "passed", (result.verdict, check.summary)
     assert check.measured["silenced_after_s"] is not None and check.measured["leaked"] == [], check.measured
     assert "was silenced: no notification reached any receiver" in check.summary, check.summary
+
+
+def test_db_latency_experiment_fails_when_its_alert_cannot_fire(lab, run_experiment):
+    """Seed 002's "DB latency p95 > 100 ms" (DatabaseLatencyHigh): experiments/network-latency.yaml
+    passes as an experiment item; with the live rule's threshold loosened to 10 s it must fail."""
+    rules = lab.cfg.path("prometheus", "rules", "alerts.yml")
+    original = rules.read_text()
+    doc = yaml.safe_load(original)
+    for g in doc["groups"]:
+        for r in g["rules"]:
+            if r.get("alert") == "DatabaseLatencyHigh":
+                assert r["expr"].endswith("> 0.1"), r["expr"]
+                r["expr"] = r["expr"][:-len("> 0.1")] + "> 10"
+    rules.write_text(yaml.safe_dump(doc, sort_keys=False))
+    _post(lab.cfg.prometheus_url + "/-/reload")
+    text = (ROOT / "experiments/network-latency.yaml").read_text().replace(
+        "locustfile: load/api.py", f"locustfile: {ROOT}/load/api.py").replace("duration: 30s", "duration: 20s")
+    try:
+        _wait_quiet(lab, "DatabaseLatencyHigh")
+        result = run_experiment(text)
+    finally:
+        rules.write_text(original)
+        _post(lab.cfg.prometheus_url + "/-/reload")
+    fires = _checks(result)[("alert-fires", "DatabaseLatencyHigh")]
+    assert result.verdict.status == "failed", result.verdict
+    assert not fires.passed and "alert DatabaseLatencyHigh did not fire within 20" in fires.summary, fires.summary
