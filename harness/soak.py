@@ -13,7 +13,10 @@ What it reports (``<report-dir>/soak-<stamp>/``: soak.json, soak.md, soak.html):
   * each item's verdicts over the loops; an item whose verdict changed while its
     parameters did not is FLAKY, and named;
   * the first run that failed, and why;
-  * the no-lasting-damage gauges after each run, as drift charts over the soak;
+  * the no-lasting-damage gauges after each run, as drift charts over the soak, and the
+    soak's end against its start: every gauge read before the first run and again after
+    the last, with the per-run tolerances (a slow leak that no single run shows, such as
+    memory growing a little with each run, fails the soak here);
   * the error budget the whole soak burnt (users' requests over every run).
 """
 from __future__ import annotations
@@ -65,12 +68,19 @@ class Soak:
     started_at: float = 0.0
     ended_at: float = 0.0
     stopped: str | None = None
+    #: the target's no-lasting-damage check, read before the first run and judged after
+    #: the last one (None: the target has none)
+    damage: Any = None
+    end_state: Any = None  # CheckResult of the end against the start
 
     def execute(self, progress: Callable[[str], None] = lambda s: None) -> "Soak":
         self.seed = self.seed if self.seed is not None else random.SystemRandom().randrange(1 << 30)
         rng = random.Random(self.seed)
         self.started_at = time.time()
         deadline = self.started_at + self.duration if self.duration else None
+        if self.damage is not None:
+            progress("reading the gauges before the first run")
+            self.damage.before_method()
         loop = 0
         while True:
             loop += 1
@@ -94,6 +104,10 @@ class Soak:
                     break
             if self.stopped:
                 break
+        if self.damage is not None and not any(r.status in STOPPING for r in self.runs):
+            progress("reading the gauges after the last run (a worse one is read again for up to 20 s)")
+            self.end_state = self.damage.judge_now()
+            progress(f"  -> {self.end_state.summary}")
         self.ended_at = time.time()
         return self
 
@@ -144,8 +158,16 @@ class Soak:
                 out.setdefault(k, []).append((r.started_at + r.seconds - self.started_at, v))
         return out
 
+    def end_ok(self) -> bool:
+        """The end against the start: True when judged and within tolerance, or when the
+        target has no gauges (nothing to judge)."""
+        if self.damage is None:
+            return True
+        return self.end_state is not None and self.end_state.verified and self.end_state.passed
+
     def passed(self) -> bool:
-        return bool(self.runs) and not self.flaky() and all(r.exit_code == 0 for r in self.runs) and not self.stopped
+        return (bool(self.runs) and not self.flaky() and all(r.exit_code == 0 for r in self.runs)
+                and not self.stopped and self.end_ok())
 
     def exit_code(self) -> int:
         if self.stopped and any(r.status == "interrupted" for r in self.runs):
@@ -159,7 +181,7 @@ class Soak:
                 self.exit_code = code
 
         code = worst_exit([_O(r.exit_code) for r in self.runs])
-        return code or (1 if self.flaky() else 0)
+        return code or (1 if self.flaky() or not self.end_ok() else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"suite": self.suite, "loops": self.loops, "duration": self.duration, "shuffle": self.shuffle,
@@ -167,7 +189,8 @@ class Soak:
                 "stopped": self.stopped, "items": [str(i.path) for i in self.items],
                 "runs": [dataclasses.asdict(r) for r in self.runs], "flaky": self.flaky(),
                 "first_failure": dataclasses.asdict(f) if (f := self.first_failure()) else None,
-                "budget": self.budget(), "passed": self.passed()}
+                "budget": self.budget(), "end_state": dataclasses.asdict(self.end_state) if self.end_state else None,
+                "passed": self.passed()}
 
 
 # -- one run -----------------------------------------------------------------------------
@@ -234,6 +257,14 @@ def run_one(item: Item, ctx: dict[str, Any], target_spec: str | None, lab_dir: s
         b = RunView(json.loads(Path(res.journal_path).read_text())).budget()
         run.requests, run.failed, run.objective = int(b["requests"] or 0), int(b["failed"] or 0), b["objective"]
     return run
+
+
+def damage_check(target) -> Any:
+    """The target's default no-lasting-damage check, for the soak's end against its start."""
+    from harness.checks.damage import KIND
+
+    cls = target.checks().get(KIND)
+    return cls(target, {}) if cls is not None and getattr(cls, "default", False) else None
 
 
 def soak_dir(report_dir: str) -> Path:

@@ -31,7 +31,10 @@ def soak(suite, loops, duration, shuffle, seed, dirs, target_spec, lab_dir, repo
     why, the gauges' drift as charts, and the error budget the soak burnt:
       harness soak --loops 3 --shuffle ci
       harness soak --duration 8h --shuffle ci
-    Exit code: the worst run's (0 only when every run passed and nothing was flaky).
+    The soak's end is judged against its start: every gauge read before the first run
+    and after the last, with the per-run tolerances (a slow leak no run shows fails here).
+    Exit code: the worst run's (0 only when every run passed, nothing was flaky and the
+    end is within tolerance of the start; 1 otherwise).
     """
     from harness import soak as engine
     from harness import verify as gate
@@ -51,7 +54,8 @@ def soak(suite, loops, duration, shuffle, seed, dirs, target_spec, lab_dir, repo
     out = engine.soak_dir(report_dir)
     runs_dir = str(out / "runs")
     s = engine.Soak(suite, items, lambda item, ctx: engine.run_one(item, ctx, target_spec, lab_dir, runs_dir),
-                    loops=loops, duration=seconds, shuffle=shuffle, seed=seed)
+                    loops=loops, duration=seconds, shuffle=shuffle, seed=seed,
+                    damage=engine.damage_check(_soak_target(items, target_spec, lab_dir)))
     console.print(f"[bold]soak {suite}[/bold]: {len(items)} item(s), "
                   + (f"{loops} loop(s)" if loops else f"for {duration}")
                   + (" shuffled" if shuffle else ""))
@@ -69,3 +73,11 @@ def soak(suite, loops, duration, shuffle, seed, dirs, target_spec, lab_dir, repo
         console.print(f"seed {s.seed} (replay the order with --seed {s.seed})")
     console.print(f"report: {paths['html']}\nsummary: {paths['md']}")
     sys.exit(s.exit_code())
+
+
+def _soak_target(items, target_spec, lab_dir):
+    """The environment the soak runs on: --target, else the first experiment's own."""
+    from harness.targets import resolve_target
+
+    spec = target_spec or next((i.obj.target for i in items if i.kind == "experiment"), None)
+    return resolve_target(spec, lab_dir)

@@ -13,7 +13,7 @@ every experiment on that target (:func:`with_defaults`, applied when an experime
 bound). An experiment overrides tolerances or switches it off, with a reason::
 
     expect:
-      - no-lasting-damage: {tolerances: {db-half-open: 4, rss-mb: "40%"}}
+      - no-lasting-damage: {tolerances: {db-half-open: 4, memory-mb: "40%"}}
       - no-lasting-damage: {off: "the experiment restores the database from backup"}
 
 It is cheap: one reading before, one after (a second or so each); only a gauge found
@@ -22,6 +22,7 @@ that started firing during the run is given ``alert-grace`` to resolve.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -174,6 +175,30 @@ class LastingDamage(Check):
         if early or clock.stop.is_set():
             result.summary += " (read once as the run ended early: no time to settle; alerts not judged)"
             result.evidence.append("the run ended before recovery was confirmed: one reading, no settle time")
+        return result
+
+    def judge_now(self, settle: float | None = None, grace: float | None = None,
+                  stop: threading.Event | None = None) -> CheckResult:
+        """Outside a run: the gauges now against ``before_method()``'s reading (a soak's
+        end against its start). Gauges whose baseline is "revert" (counts a fault moves on
+        purpose, such as restarts after a kill) are judged by each run, not here."""
+        from types import SimpleNamespace
+
+        if self.before_error or self.before is None:
+            return unverified(self.kind, f"the gauges could not be read at the start: "
+                                         f"{self.before_error or 'not read'}")
+        settle = SETTLE if settle is None else settle
+        grace = ALERT_GRACE if grace is None else grace
+        clock = SimpleNamespace(stop=stop or threading.Event())
+        self.gauges = tuple(g for g in type(self).gauges if g.baseline != "revert")
+        t0 = time.monotonic()
+        try:
+            after, worse = self._settled(time.time() + settle, clock)  # type: ignore[arg-type]
+            alerts = self._alerts(time.time() + grace, clock)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - fail closed
+            return unverified(self.kind, f"the gauges could not be read at the end: {exc}", {"before": self.before})
+        result = self._judge(after, worse, alerts, time.monotonic() - t0)
+        result.evidence[-1] = "phase: before the first run, and after the last one"
         return result
 
     def _at_revert(self) -> dict[str, float] | str:

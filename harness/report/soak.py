@@ -53,6 +53,18 @@ def markdown(soak: "Soak") -> str:
     if first:
         lines += ["", f"First failure: loop {first.loop}, `{first.path}`: {first.status}",
                   *[f"- {r}" for r in first.reasons], *([f"- report: `{first.report}`"] if first.report else [])]
+    end = soak.end_state
+    if soak.damage is not None:
+        if end is None:
+            lines += ["", "End against start: not judged (the soak was stopped)."]
+        else:
+            lines += ["", f"End against start: {'OK' if end.verified and end.passed else 'NOT MET'}: {end.summary}"]
+            rows = end.measured.get("gauges") or []
+            if rows:
+                lines += ["", "| gauge | before the first run | after the last run | tolerance | ok |",
+                          "|---|---|---|---|---|"]
+                lines += [f"| {r['gauge']} | {r['before']:g} {r['unit']} | {r['after']:g} {r['unit']} | "
+                          f"{r['tolerance']} | {'yes' if r['ok'] else '**NO**'} |" for r in rows]
     drift = soak.drift()
     if drift:
         lines += ["", "| gauge (after each run) | first | last | min | max |", "|---|---|---|---|---|"]

@@ -74,10 +74,14 @@ def test_short_soak(lab, tmp_path):
     assert all(r["gauges"].get("db-half-open") is not None for r in data["runs"])
     assert any("step 0 zone" in r["params"] for r in data["runs"] if r["path"].endswith("zone-blink.yaml"))
     assert data["budget"]["requests"] > 0 and data["budget"]["burnt"] is not None
+    # the soak's end against its start: every gauge read before the first run and after the last
+    end = data["end_state"]
+    assert end["verified"] and end["passed"], end["summary"]
+    assert {r["gauge"] for r in end["measured"]["gauges"]} >= {"db-half-open", "memory-mb", "disk-mb"}
     html = (out / "soak.html").read_text()
-    assert 'id="drift-db-half-open"' in html and 'id="drift-rss-mb"' in html
+    assert 'id="drift-db-half-open"' in html and 'id="drift-memory-mb"' in html
     md = (out / "soak.md").read_text()
-    assert "loop 1" in md and "loop 2" in md and "Error budget" in md
+    assert "loop 1" in md and "loop 2" in md and "Error budget" in md and "End against start: OK" in md
 
 
 def test_order_does_not_matter(lab, tmp_path):

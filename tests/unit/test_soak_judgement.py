@@ -39,3 +39,66 @@ def test_flaky_is_named_and_first_failure_found():
 def test_all_passed():
     s = _soak({"a.yaml": [("passed", {}), ("passed", {})]}, 2)
     assert s.passed() and s.exit_code() == 0 and s.flaky() == {} and s.first_failure() is None
+
+
+class _Gauges:
+    """A target's no-lasting-damage check whose readings are scripted: what the soak's
+    end-against-start judgement is given (the lab's real gauges: tests/lab/test_damage.py)."""
+
+    def __init__(self, readings, alerts=None, fail_at_end: str | None = None):
+        from harness.checks.damage import Gauge, LastingDamage
+
+        outer = self
+
+        class Check(LastingDamage):
+            gauges = (Gauge("rss-mb", "MB", "25%", "memory"), Gauge("open-files", "", 10, "fds"),
+                      Gauge("restarts", "", 0, "restarts after the revert", baseline="revert"))
+
+            def read(self):
+                if fail_at_end and outer.reads:
+                    raise OSError(fail_at_end)
+                outer.reads += 1
+                return dict(readings[min(outer.reads - 1, len(readings) - 1)])
+
+        self.reads = 0
+        self.check = Check(type("T", (), {"kind": "lab"})(), {})
+
+
+def _soak_with(damage, loops=2) -> Soak:
+    items = [Item("experiment", Path("a.yaml"), "a", None)]
+
+    def runner(item, ctx):
+        return SoakRun(ctx["loop"], ctx["position"], "a.yaml", "a", "passed", 0, [], {}, 0.0, 1.0)
+
+    return Soak("t", items, runner, loops=loops, damage=damage).execute()
+
+
+def test_a_slow_leak_no_run_shows_fails_the_soak_at_its_end(monkeypatch):
+    import harness.checks.damage as d
+
+    monkeypatch.setattr(d, "SETTLE", 0.0)
+    g = _Gauges([{"rss-mb": 100.0, "open-files": 50, "restarts": 0}, {"rss-mb": 140.0, "open-files": 52, "restarts": 9}])
+    s = _soak_with(g.check)
+    assert not s.end_state.passed and s.end_state.verified
+    assert "rss-mb 100 -> 140 MB (tolerance 25%)" in s.end_state.summary, s.end_state.summary
+    # restarts are moved by faults on purpose: judged per run, not at the soak's end
+    assert "restarts" not in s.end_state.summary
+    assert {r["gauge"] for r in s.end_state.measured["gauges"]} == {"rss-mb", "open-files"}
+    assert not s.passed() and s.exit_code() == 1
+    from harness.report.soak import markdown
+
+    md = markdown(s)
+    assert "End against start: NOT MET" in md and "| rss-mb | 100 MB | 140 MB | 25% | **NO** |" in md, md
+
+
+def test_an_end_within_tolerance_passes_and_an_unreadable_end_fails(monkeypatch):
+    import harness.checks.damage as d
+
+    monkeypatch.setattr(d, "SETTLE", 0.0)
+    ok = _Gauges([{"rss-mb": 100.0, "open-files": 50, "restarts": 0}, {"rss-mb": 120.0, "open-files": 58, "restarts": 3}])
+    s = _soak_with(ok.check)
+    assert s.end_state.passed and s.passed() and s.exit_code() == 0
+    blind = _Gauges([{"rss-mb": 100.0, "open-files": 50, "restarts": 0}], fail_at_end="ps: no such process")
+    s = _soak_with(blind.check)
+    assert not s.end_state.verified and "could not be read at the end: ps: no such process" in s.end_state.summary
+    assert not s.passed() and s.exit_code() == 1

@@ -15,9 +15,15 @@ is read from the component itself, in about a second all together:
   replicas-streaming  replicas streaming from the primary (fewer is worse)
   replica-restarts  restarts of the api replicas since the last revert (orchestrator
                     /state): a kill restarts its replica on purpose; a crash loop goes on
-  rss-mb, open-files  resident memory and open file descriptors of every lab process
-                    and its children (pid files under the run dir; psutil)
-  disk-mb           bytes under the lab's run dir (data, WAL, TSDB, logs)
+  memory-mb, open-files  memory (PSS: a page shared by several processes, such as a
+                    forked server's code, counted once, split among them; RSS counted it in
+                    each) and open file descriptors of every lab process and its children
+                    (pid files under the run dir; psutil)
+  disk-mb           bytes under the lab's run dir (data, backups, TSDB, logs), except the
+                    write-ahead logs that preallocate and recycle fixed-size segments up to a
+                    configured bound (PostgreSQL's pg_wal up to max_wal_size, etcd's 64 MB
+                    member/wal files up to --max-wals): their size says how much was written
+                    lately, and grows in steps of 3 x 64 MB, not what a run left behind
   toxics            Toxiproxy toxics on any link (a fault left behind)
   iptables-rules    rules in the zones' zone-loss chains (a cut left behind)
 and alerts: firing in Prometheus (/api/v1/alerts) after recovery but not before.
@@ -58,7 +64,7 @@ class LabLastingDamage(LastingDamage):
         Gauge("replicas-streaming", "", 0, "DB replicas streaming", worse="down"),
         Gauge("replica-restarts", "", 0, "api replica restarts after the last revert (orchestrator)",
               baseline="revert"),
-        Gauge("rss-mb", "MB", "25%", "resident memory of the lab's processes"),
+        Gauge("memory-mb", "MB", "25%", "memory (PSS) of the lab's processes"),
         Gauge("open-files", "", "25%", "open file descriptors of the lab's processes"),
         Gauge("disk-mb", "MB", 256, "disk used under the lab's run dir"),
         Gauge("toxics", "", 0, "Toxiproxy toxics left on any link"),
@@ -123,7 +129,7 @@ class LabLastingDamage(LastingDamage):
         from harness.lab import procs
 
         cfg = self.target.cfg
-        rss = fds = 0
+        mem = fds = 0
         seen: set[int] = set()
         names = procs.names(cfg)
         if not names:
@@ -143,15 +149,16 @@ class LabLastingDamage(LastingDamage):
                 seen.add(p.pid)
                 try:
                     with p.oneshot():
-                        rss += p.memory_info().rss
+                        mem += p.memory_full_info().pss
                         fds += p.num_fds()
                 except psutil.NoSuchProcess:
                     continue
-        return {"rss-mb": rss / MB, "open-files": fds}
+        return {"memory-mb": mem / MB, "open-files": fds}
 
     def _disk(self) -> dict[str, float]:
         total = 0
-        for dirpath, _dirs, files in os.walk(self.target.cfg.root):
+        for dirpath, dirs, files in os.walk(self.target.cfg.root):
+            dirs[:] = [d for d in dirs if not _bounded_wal(dirpath, d)]
             for f in files:
                 try:
                     total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
@@ -196,6 +203,12 @@ class LabLastingDamage(LastingDamage):
                 out.add(a["labels"]["alertname"] + ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
                                                     + "}" if labels else ""))
         return out
+
+
+def _bounded_wal(parent: str, name: str) -> bool:
+    """PostgreSQL's pg_wal and etcd's member/wal: segments preallocated and recycled up to
+    a configured bound (see the module docstring)."""
+    return name == "pg_wal" or (name == "wal" and os.path.basename(parent) == "member")
 
 
 def _established(netns: str | None) -> set[tuple[str, str]]:
