@@ -137,18 +137,36 @@ LAB_EXPERIMENTS = sorted(p for p in (ROOT / "experiments").glob("*.yaml"))
 
 @pytest.mark.parametrize("experiment", LAB_EXPERIMENTS, ids=lambda p: p.stem)
 def test_cleanup_right_after_sigkill_mid_fault_exits_0(lab, experiment, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--report-dir", str(tmp_path), str(experiment)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--report-dir", str(tmp_path),
+                                 str(experiment)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    proc = start()
     try:
         deadline = time.time() + 120
+        retried = False
         while time.time() < deadline and not any(e.injected_at for e in pending()):
             if proc.poll() is not None:
+                # exit 1 before any injection: the steady state was not met (the previous
+                # item's kill and cleanup can leave the plan's 99.9 % short for a moment).
+                # What this test is about comes after the injection: try once more.
+                if proc.returncode == 1 and not retried:
+                    retried = True
+                    assert not wait_healthy(lab, 120)
+                    time.sleep(10.0)
+                    proc = start()
+                    deadline = time.time() + 120
+                    continue
                 pytest.fail(f"the run ended (exit {proc.returncode}) before injecting anything")
             time.sleep(0.2)
         assert any(e.injected_at for e in pending()), "no fault was injected within 120 s"
         time.sleep(1.0)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the harness and its Locust child, as a crash would
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the harness and its Locust child, as a crash would
+        except ProcessLookupError:
+            pass  # it had already ended
         proc.wait(10)
     out = harness("cleanup", timeout=300)
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
