@@ -118,8 +118,10 @@ class LabDbConnections(Fault):
         for zone in self.target.cfg.zones:
             try:
                 with self._superuser(zone) as conn:
-                    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                                 (APP_NAME,))
+                    # pg_terminate_backend only signals; with a timeout (PostgreSQL 14+) it
+                    # waits until the backend has gone, so the slots are free on return.
+                    conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                                 "WHERE application_name = %s", (APP_NAME,))
             except Exception as exc:  # noqa: BLE001 - collected: the fault's own member must answer (below)
                 errors.append(f"{db.member_name(zone)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         own = state.get("member")
