@@ -93,7 +93,9 @@ case "$cmd" in
     # developer's own lab and runs.
     export HARNESS_STATE_DIR=${HARNESS_STATE_DIR:-/var/lib/resilience-harness/test}
     say "running the tests (one lab for the whole session)"
-    exec .venv/bin/python -m pytest --lab=auto -p no:cacheprovider -ra "$@" tests experiments scenarios drills ;;
+    # --durations: the slowest items are printed at the end, so a CI log says where the
+    # suite's time goes.
+    exec .venv/bin/python -m pytest --lab=auto -p no:cacheprovider -ra --durations=30 "$@" tests experiments scenarios drills ;;
   bench)
     setup_system; setup_toxiproxy; setup_python
     export HARNESS_STATE_DIR=${HARNESS_STATE_DIR:-/var/lib/resilience-harness/bench}
