@@ -15,12 +15,15 @@ from harness.errors import InvalidInput
               help="Loop until this much time has passed (e.g. 8h, 90m); the run under way finishes.")
 @click.option("--shuffle", is_flag=True, help="Another order each loop, and random parameters where a step allows.")
 @click.option("--seed", type=int, default=None, help="Seed of --shuffle (printed; replays a soak's order).")
+@click.option("--warmup-loops", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Loops after which the start is read that the end is judged against (0: the cold lab "
+                   "before the first run; with no loop after them, the cold start is used).")
 @click.option("--dir", "dirs", multiple=True, type=click.Path(), metavar="DIR", envvar="HARNESS_SUITE_DIRS",
               help="Where to look for the suite's files (default experiments/, scenarios/, drills/).")
 @click.option("--target", "target_spec", default=None, help="'lab' (default) or a target file.")
 @click.option("--lab-dir", default=None, envvar="HARNESS_LAB_DIR", help="Run directory of the lab to use.")
 @click.option("--report-dir", default="reports", show_default=True)
-def soak(suite, loops, duration, shuffle, seed, dirs, target_spec, lab_dir, report_dir) -> None:
+def soak(suite, loops, duration, shuffle, seed, warmup_loops, dirs, target_spec, lab_dir, report_dir) -> None:
     """Run the experiments and scenarios tagged SUITE again and again, and judge the loops.
 
     \b
@@ -31,8 +34,9 @@ def soak(suite, loops, duration, shuffle, seed, dirs, target_spec, lab_dir, repo
     why, the gauges' drift as charts, and the error budget the soak burnt:
       harness soak --loops 3 --shuffle ci
       harness soak --duration 8h --shuffle ci
-    The soak's end is judged against its start: every gauge read before the first run
-    and after the last, with the per-run tolerances (a slow leak no run shows fails here).
+    The soak's end is judged against its start: every gauge read after the warm-up loop
+    (--warmup-loops; the first loop fills the pools of a cold lab) and after the last run,
+    with the per-run tolerances (a slow leak no run shows fails here).
     Exit code: the worst run's (0 only when every run passed, nothing was flaky and the
     end is within tolerance of the start; 1 otherwise).
     """
@@ -54,7 +58,7 @@ def soak(suite, loops, duration, shuffle, seed, dirs, target_spec, lab_dir, repo
     out = engine.soak_dir(report_dir)
     runs_dir = str(out / "runs")
     s = engine.Soak(suite, items, lambda item, ctx: engine.run_one(item, ctx, target_spec, lab_dir, runs_dir),
-                    loops=loops, duration=seconds, shuffle=shuffle, seed=seed,
+                    loops=loops, duration=seconds, shuffle=shuffle, seed=seed, warmup_loops=warmup_loops,
                     damage=engine.damage_check(_soak_target(items, target_spec, lab_dir)))
     console.print(f"[bold]soak {suite}[/bold]: {len(items)} item(s), "
                   + (f"{loops} loop(s)" if loops else f"for {duration}")

@@ -178,7 +178,7 @@ class LastingDamage(Check):
         return result
 
     def judge_now(self, settle: float | None = None, grace: float | None = None,
-                  stop: threading.Event | None = None) -> CheckResult:
+                  stop: threading.Event | None = None, start_phase: str = "before the first run") -> CheckResult:
         """Outside a run: the gauges now against ``before_method()``'s reading (a soak's
         end against its start). Gauges whose baseline is "revert" (counts a fault moves on
         purpose, such as restarts after a kill) are judged by each run, not here."""
@@ -190,15 +190,15 @@ class LastingDamage(Check):
         settle = SETTLE if settle is None else settle
         grace = ALERT_GRACE if grace is None else grace
         clock = SimpleNamespace(stop=stop or threading.Event())
-        self.gauges = tuple(g for g in type(self).gauges if g.baseline != "revert")
+        gauges = tuple(g for g in self.gauges if g.baseline != "revert")
         t0 = time.monotonic()
         try:
-            after, worse = self._settled(time.time() + settle, clock)  # type: ignore[arg-type]
+            after, worse = self._settled(time.time() + settle, clock, gauges)  # type: ignore[arg-type]
             alerts = self._alerts(time.time() + grace, clock)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - fail closed
             return unverified(self.kind, f"the gauges could not be read at the end: {exc}", {"before": self.before})
-        result = self._judge(after, worse, alerts, time.monotonic() - t0)
-        result.evidence[-1] = "phase: before the first run, and after the last one"
+        result = self._judge(after, worse, alerts, time.monotonic() - t0, gauges)
+        result.evidence[-1] = f"phase: {start_phase}, and after the last run"
         return result
 
     def _at_revert(self) -> dict[str, float] | str:
@@ -207,12 +207,13 @@ class LastingDamage(Check):
         except Exception as exc:  # noqa: BLE001 - fail closed
             return f"the gauges could not be read when the fault was reverted: {exc}"
 
-    def _settled(self, deadline: float, clock: RunClock) -> tuple[dict[str, float], list[str]]:
-        """Read every gauge; re-read while some are worse than allowed, up to ``deadline``
-        (or until the run ends)."""
+    def _settled(self, deadline: float, clock: RunClock,
+                 gauges: tuple[Gauge, ...] | None = None) -> tuple[dict[str, float], list[str]]:
+        """Read every gauge; re-read while some (of ``gauges``, default all) are worse than
+        allowed, up to ``deadline`` (or until the run ends)."""
         while True:
             after = self.read()
-            worse = [g.name for g in self.gauges if not self._within(g, after)]
+            worse = [g.name for g in (self.gauges if gauges is None else gauges) if not self._within(g, after)]
             if not worse or time.time() >= deadline or clock.stop.wait(1.0):
                 return after, worse
 
@@ -233,9 +234,9 @@ class LastingDamage(Check):
                 return {"before": sorted(self.before_alerts), "after": sorted(now), "new": new}
 
     def _judge(self, after: dict[str, float], worse: list[str], alerts: dict[str, Any] | None,
-               seconds: float) -> CheckResult:
+               seconds: float, gauges: tuple[Gauge, ...] | None = None) -> CheckResult:
         rows = []
-        for g in self.gauges:
+        for g in (self.gauges if gauges is None else gauges):
             b, a = self.before[g.name], after[g.name]
             tol = self.tolerance(g)
             rows.append({"gauge": g.name, "unit": g.unit, "baseline": g.baseline, "before": _r(b), "after": _r(a), "change": _r(a - b),

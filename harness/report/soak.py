@@ -61,9 +61,15 @@ def markdown(soak: "Soak") -> str:
             lines += ["", f"End against start: {'OK' if end.verified and end.passed else 'NOT MET'}: {end.summary}"]
             rows = end.measured.get("gauges") or []
             if rows:
-                lines += ["", "| gauge | before the first run | after the last run | tolerance | ok |",
-                          "|---|---|---|---|---|"]
-                lines += [f"| {r['gauge']} | {r['before']:g} {r['unit']} | {r['after']:g} {r['unit']} | "
+                start = soak.start_phase or "at the start"
+                cold = soak.cold_start if soak.cold_start and "warm" in start else None
+                lines += ["", f"Start: {start}."
+                          + (" The cold lab's reading before the first run is shown beside it." if cold else "")]
+                lines += ["", f"| gauge | {'cold, ' if cold else ''}start | after the last run | tolerance | ok |",
+                          "|---|---|---|---|---|" + ("---|" if cold else "")]
+                lines += [f"| {r['gauge']} | "
+                          + (f"{cold[r['gauge']]:g}, " if cold and r['gauge'] in cold else "")
+                          + f"{r['before']:g} {r['unit']} | {r['after']:g} {r['unit']} | "
                           f"{r['tolerance']} | {'yes' if r['ok'] else '**NO**'} |" for r in rows]
     drift = soak.drift()
     if drift:

@@ -64,23 +64,27 @@ class _Gauges:
         self.check = Check(type("T", (), {"kind": "lab"})(), {})
 
 
-def _soak_with(damage, loops=2) -> Soak:
+def _soak_with(damage, loops=2, warmup_loops=1) -> Soak:
     items = [Item("experiment", Path("a.yaml"), "a", None)]
 
     def runner(item, ctx):
         return SoakRun(ctx["loop"], ctx["position"], "a.yaml", "a", "passed", 0, [], {}, 0.0, 1.0)
 
-    return Soak("t", items, runner, loops=loops, damage=damage).execute()
+    return Soak("t", items, runner, loops=loops, damage=damage, warmup_loops=warmup_loops).execute()
 
 
 def test_a_slow_leak_no_run_shows_fails_the_soak_at_its_end(monkeypatch):
     import harness.checks.damage as d
 
     monkeypatch.setattr(d, "SETTLE", 0.0)
-    g = _Gauges([{"rss-mb": 100.0, "open-files": 50, "restarts": 0}, {"rss-mb": 140.0, "open-files": 52, "restarts": 9}])
-    s = _soak_with(g.check)
+    # read before the first run (cold), after the warm-up loop (the start), after the last run
+    g = _Gauges([{"rss-mb": 100.0, "open-files": 50, "restarts": 0}, {"rss-mb": 104.0, "open-files": 50, "restarts": 0},
+                 {"rss-mb": 140.0, "open-files": 52, "restarts": 9}])
+    s = _soak_with(g.check, loops=3)
+    assert g.reads == 3 and s.start_phase == "after loop 1 (warm-up)" and s.cold_start["rss-mb"] == 100.0
     assert not s.end_state.passed and s.end_state.verified
-    assert "rss-mb 100 -> 140 MB (tolerance 25%)" in s.end_state.summary, s.end_state.summary
+    assert "rss-mb 104 -> 140 MB (tolerance 25%)" in s.end_state.summary, s.end_state.summary
+    assert "phase: after loop 1 (warm-up), and after the last run" in s.end_state.evidence
     # restarts are moved by faults on purpose: judged per run, not at the soak's end
     assert "restarts" not in s.end_state.summary
     assert {r["gauge"] for r in s.end_state.measured["gauges"]} == {"rss-mb", "open-files"}
@@ -88,7 +92,26 @@ def test_a_slow_leak_no_run_shows_fails_the_soak_at_its_end(monkeypatch):
     from harness.report.soak import markdown
 
     md = markdown(s)
-    assert "End against start: NOT MET" in md and "| rss-mb | 100 MB | 140 MB | 25% | **NO** |" in md, md
+    assert "End against start: NOT MET" in md and "| rss-mb | 100, 104 MB | 140 MB | 25% | **NO** |" in md, md
+    assert "Start: after loop 1 (warm-up)." in md
+
+
+def test_the_first_loops_warm_up_is_not_a_leak_but_a_cold_judgement_would_call_it_one(monkeypatch):
+    """Measured on the lab: pools empty before the first run, warm after it (4 -> 38 idle
+    backends). The start is read after the warm-up loop; with none (or one loop) it is
+    the cold reading, and the same growth fails."""
+    import harness.checks.damage as d
+
+    monkeypatch.setattr(d, "SETTLE", 0.0)
+    readings = [{"rss-mb": 100.0, "open-files": 50, "restarts": 0}, {"rss-mb": 140.0, "open-files": 80, "restarts": 0},
+                {"rss-mb": 142.0, "open-files": 82, "restarts": 0}]
+    warm = _soak_with(_Gauges(readings).check, loops=2)
+    assert warm.end_state.passed and warm.passed(), warm.end_state.summary
+    cold = _soak_with(_Gauges(readings[:1] + readings[2:]).check, loops=2, warmup_loops=0)
+    assert cold.start_phase == "before the first run (cold lab)"
+    assert not cold.end_state.passed and "open-files 50 -> 82" in cold.end_state.summary, cold.end_state.summary
+    one = _soak_with(_Gauges(readings[:1] + readings[2:]).check, loops=1)  # no loop after the warm-up one
+    assert one.start_phase == "before the first run (cold lab)" and not one.passed()
 
 
 def test_an_end_within_tolerance_passes_and_an_unreadable_end_fails(monkeypatch):
