@@ -66,10 +66,10 @@ def markdown(soak: "Soak") -> str:
                 lines += ["", f"Start: {start}."
                           + (" The cold lab's reading before the first run is shown beside it." if cold else "")]
                 lines += ["", f"| gauge | {'cold, ' if cold else ''}start | after the last run | tolerance | ok |",
-                          "|---|---|---|---|---|" + ("---|" if cold else "")]
+                          "|---|---|---|---|---|"]
                 lines += [f"| {r['gauge']} | "
-                          + (f"{cold[r['gauge']]:g}, " if cold and r['gauge'] in cold else "")
-                          + f"{r['before']:g} {r['unit']} | {r['after']:g} {r['unit']} | "
+                          + (f"{round(cold[r['gauge']], 2):g}, " if cold and r['gauge'] in cold else "")
+                          + f"{r['before']:g} {r['unit']}".rstrip() + f" | {r['after']:g} {r['unit']}".rstrip() + " | "
                           f"{r['tolerance']} | {'yes' if r['ok'] else '**NO**'} |" for r in rows]
     drift = soak.drift()
     if drift:
