@@ -160,6 +160,16 @@ def harness_report_dir(pytestconfig: pytest.Config) -> Path:
 
 
 # -- experiment items -----------------------------------------------------------------------
+def mark_tags(item: pytest.Item, tags) -> None:
+    """A file's tags are pytest markers: `pytest -m nightly`, `-m "zone-loss and not slow"`
+    (experiments, scenarios and drills alike)."""
+    for tag in tags:
+        if tag not in _REGISTERED_TAGS:
+            item.config.addinivalue_line("markers", f"{tag}: files tagged '{tag}'")
+            _REGISTERED_TAGS.add(tag)
+        item.add_marker(tag)
+
+
 class ExperimentFile(pytest.File):
     def collect(self):
         yield ExperimentItem.from_parent(self, name=self.path.stem)
@@ -195,12 +205,7 @@ class ExperimentItem(pytest.Item):
             return
         if marker:
             self.add_marker(marker)  # the target picks its marker: lab, k8s, ...
-        # Tags are pytest markers: `pytest -m nightly`, `-m "zone-loss and not slow"`.
-        for tag in self.experiment.tags:
-            if tag not in _REGISTERED_TAGS:
-                self.config.addinivalue_line("markers", f"{tag}: experiments tagged '{tag}'")
-                _REGISTERED_TAGS.add(tag)
-            self.add_marker(tag)
+        mark_tags(self, self.experiment.tags)
 
     def runtest(self) -> None:
         if self.load_error:

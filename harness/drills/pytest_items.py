@@ -80,9 +80,9 @@ class DrillItem(pytest.Item):
         except InvalidInput as exc:
             self.load_error = exc
             return
-        for tag in self.drill.tags:
-            if tag == "soak":
-                self.add_marker(tag)
+        from harness.pytest_plugin import mark_tags
+
+        mark_tags(self, self.drill.tags)  # `pytest -m pre-release drills/`, as for experiments
 
     def runtest(self) -> None:
         if self.load_error:

@@ -203,3 +203,14 @@ def test_harness_report_rebuilds_a_drill_report(tmp_path):
 
     j = _journal()
     assert "RTO" in render_report(j) and "Drill PASSED" in render_summary(j)
+
+
+def test_a_drills_tags_are_pytest_markers():
+    """`pytest -m pre-release drills/` picks the latest-backup drill (tagged pre-release)
+    and leaves the others out, as it does for experiments."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                        "--lab=none", "-m", "pre-release", "drills"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "drills/lab-latest.yaml::lab-latest" in r.stdout, r.stdout
+    assert "mysqldump-daily" not in r.stdout and "lab-random-weekly" not in r.stdout, r.stdout
