@@ -13,7 +13,7 @@ MODULES = sorted(p for p in PKG.rglob("*.py"))
 MAX_LINES = 500
 #: modules still above the cap, to be split next (said in the closing note): a new
 #: module over it fails this test
-OVER_CAP = {"report/view.py", "drills/run.py"}
+OVER_CAP = {"drills/run.py"}
 
 
 def _name(path: Path) -> str:
