@@ -125,3 +125,19 @@ def test_an_end_within_tolerance_passes_and_an_unreadable_end_fails(monkeypatch)
     s = _soak_with(blind.check)
     assert not s.end_state.verified and "could not be read at the end: ps: no such process" in s.end_state.summary
     assert not s.passed() and s.exit_code() == 1
+
+
+def test_disk_leaves_out_only_the_bounded_write_ahead_logs():
+    """pg_wal, etcd's member/wal and Prometheus' head are bounded by their own settings;
+    anything else of the same name (a backup repo's 'wal', Prometheus' blocks) counts."""
+    import os
+
+    from harness.targets.lab.checks.damage import _bounded_wal
+
+    assert _bounded_wal("/lab/db/a/data", "pg_wal")
+    assert _bounded_wal("/lab/etcd/a/member", "wal")
+    assert _bounded_wal(os.path.join("/lab", "prometheus", "data"), "wal")
+    assert _bounded_wal(os.path.join("/lab", "prometheus", "data"), "chunks_head")
+    assert not _bounded_wal("/lab/pgbackrest/repo/archive", "wal")
+    assert not _bounded_wal(os.path.join("/lab", "prometheus", "data"), "01JABCDEF")
+    assert not _bounded_wal("/lab/db/a", "chunks_head")

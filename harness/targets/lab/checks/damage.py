@@ -26,7 +26,7 @@ is read from the component itself, in about a second all together:
                     lately, and grows in steps of 3 x 64 MB, not what a run left behind;
                     and Prometheus' head (data/wal, data/chunks_head), truncated at every
                     head compaction (2 h blocks): a soak measured it +74 MB in 23 min of
-                    runs, the samples of the last hours, not damage. Compacted blocks count
+                    runs, the samples of the last hours, not damage. Its compacted blocks count.
   toxics            Toxiproxy toxics on any link (a fault left behind)
   iptables-rules    rules in the zones' zone-loss chains (a cut left behind)
 and alerts: firing in Prometheus (/api/v1/alerts) after recovery but not before.
