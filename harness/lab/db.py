@@ -40,7 +40,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.errors import EnvironmentNotReady
+from harness.errors import EnvironmentNotReady, FaultError
 from harness.lab import procs
 from harness.lab.config import LabConfig
 from harness.lab.install import PATRONI_VENV
@@ -211,7 +211,12 @@ def postmaster_pids(cfg: LabConfig, zone: str) -> list[int]:
 
 
 def kill_member(cfg: LabConfig, zone: str) -> list[int]:
-    """SIGKILL Patroni and its PostgreSQL together, as when the node dies. Returns pids."""
+    """SIGKILL Patroni and its PostgreSQL together, as when the node dies. Returns pids.
+
+    Refuses (FaultError) when Patroni's own process cannot be found while its PostgreSQL
+    runs: killing only PostgreSQL is not a node's death (Patroni, still holding the leader
+    key, restarts it in place and no failover happens), so the fault would silently test
+    something else."""
     pids: list[int] = []
     ppid = procs.read_pid(cfg, proc_name(zone))
     if ppid:
@@ -219,6 +224,10 @@ def kill_member(cfg: LabConfig, zone: str) -> list[int]:
             pids += [ppid] + [c.pid for c in psutil.Process(ppid).children(recursive=True)]
         except psutil.Error:
             pids.append(ppid)
+    elif postmaster_pids(cfg, zone):
+        raise FaultError(f"the Patroni process of {member_name(zone)} was not found "
+                         f"(pid file {cfg.path('pids', proc_name(zone) + '.pid')}), but its PostgreSQL runs: "
+                         "killing PostgreSQL alone would not be the node's death")
     pids += postmaster_pids(cfg, zone)
     pids = list(dict.fromkeys(pids))
     for pid in pids:  # Patroni first, then PostgreSQL: nothing gets to react

@@ -3,6 +3,14 @@
 Every lab process runs in its own session (so Ctrl-C on the harness does not hit
 it), logs to ``<run_dir>/logs/<name>.log`` and has ``<run_dir>/pids/<name>.pid``.
 A pid file also records the process start time, so a recycled pid is never killed.
+
+The start time that identifies a process is the kernel's own: clock ticks since boot
+(``/proc/<pid>/stat``, field 22), which no change of the wall clock moves. The wall-clock
+start time psutil gives (boot time + ticks) is not fit for that: it is recomputed from
+``/proc/stat``'s btime, which follows every step or slew of the system clock, so after a
+clock adjustment of over a second every lab process looked stale, and the faults that act
+on them by pid (a member's crash, the dependency's stop) acted on nothing (a CI run's
+14 failures, 2026-12-03).
 """
 from __future__ import annotations
 
@@ -64,21 +72,45 @@ def start(
     return proc.pid
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None if it is gone).
+
+    With the pid it names one process for the machine's uptime: a recycled pid has a
+    later start, and no change of the wall clock moves it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        # the command name (field 2) is in parentheses and may hold spaces or ')'
+        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def same_process(pid: int, ticks: int | None) -> bool:
+    """``pid`` is still the process that started at ``ticks`` (and not a zombie)."""
+    if ticks is None or start_ticks(pid) != ticks:
+        return False
+    return _alive(pid)
+
+
 def _write_pid(cfg: LabConfig, name: str, pid: int) -> None:
     try:
-        created = psutil.Process(pid).create_time()
+        created = psutil.Process(pid).create_time()  # for people reading the file
     except psutil.Error:
         created = 0.0
-    _pidfile(cfg, name).write_text(f"{pid} {created}\n")
+    _pidfile(cfg, name).write_text(f"{pid} {created} {start_ticks(pid) or 0}\n")
 
 
 def read_pid(cfg: LabConfig, name: str) -> int | None:
     """The pid of a running lab process, or None (stale pid files are ignored)."""
     try:
-        pid_s, created_s = _pidfile(cfg, name).read_text().split()
-        pid, created = int(pid_s), float(created_s)
-    except (FileNotFoundError, ValueError):
+        fields = _pidfile(cfg, name).read_text().split()
+        pid, created = int(fields[0]), float(fields[1])
+        ticks = int(fields[2]) if len(fields) > 2 else None
+    except (FileNotFoundError, ValueError, IndexError):
         return None
+    if ticks:
+        return pid if same_process(pid, ticks) else None
+    # a pid file from before start ticks were recorded: the wall-clock start, loosely
     try:
         proc = psutil.Process(pid)
         if created and abs(proc.create_time() - created) > 1.0:

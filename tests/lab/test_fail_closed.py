@@ -14,6 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from harness.engine.run import Run
 from harness.experiment.loader import load_experiment
 from harness.lab import alerting, network, procs
@@ -176,3 +178,51 @@ expect:
     assert not check.passed and not check.verified
     assert check.summary.startswith("could not verify"), check.summary
     assert any("alertmanager" in e for e in check.evidence)
+
+
+# -- a fault that would act on nothing is an error, not a quiet pass --------------------------
+@contextmanager
+def pid_file_naming_another_start(cfg, name: str):
+    """The lab's pid file for ``name`` names its pid with another start time, as for a
+    recycled pid (and as every pid file read before start ticks, after a clock step)."""
+    f = cfg.path("pids", f"{name}.pid")
+    text = f.read_text()
+    pid, created, ticks = text.split()
+    f.write_text(f"{pid} {created} {int(ticks) + 1}\n")
+    try:
+        yield int(pid), int(ticks)
+    finally:
+        f.write_text(text)
+
+
+def test_a_dependency_stop_that_does_not_take_fails_the_injection(lab, target):
+    from harness.errors import FaultError
+    from harness.lab.dependency import Dependency
+
+    fault = target.fault("dependency-down", {})
+    state = fault.prepare()
+    with pid_file_naming_another_start(lab.cfg, "dependency") as (pid, ticks):
+        with pytest.raises(FaultError, match="still answers after it was stopped"):
+            fault.inject(state)
+        assert procs.same_process(pid, ticks), "the process the pid file did not name was killed"
+    assert Dependency(lab.cfg).ok()
+    assert procs.read_pid(lab.cfg, "dependency") == pid
+
+
+def test_a_member_crash_without_patronis_process_is_refused_and_kills_nothing(lab, target):
+    from harness.errors import FaultError
+    from harness.lab import db
+
+    primary = db.primary(lab.cfg)
+    zone = db.zone_of(primary)
+    postmasters = db.postmaster_pids(lab.cfg, zone)
+    assert postmasters
+    fault = target.fault("db-failover", {"mode": "crash"})
+    state = fault.prepare()
+    assert state["member"] == primary
+    with pid_file_naming_another_start(lab.cfg, db.proc_name(zone)) as (pid, ticks):
+        with pytest.raises(FaultError, match=f"Patroni process of {primary} was not found"):
+            fault.inject(state)
+        assert procs.same_process(pid, ticks)
+    assert db.postmaster_pids(lab.cfg, zone)[0] == postmasters[0], "PostgreSQL was killed alone"
+    assert db.primary(lab.cfg) == primary

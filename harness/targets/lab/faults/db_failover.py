@@ -65,7 +65,10 @@ class LabDbFailover(Fault):
     def inject(self, state: State) -> None:
         cfg = self._cfg()
         if state["mode"] == "crash":
-            pids = db.kill_member(cfg, state["zone"])
+            try:
+                pids = db.kill_member(cfg, state["zone"])
+            except FaultError as exc:
+                raise FaultError(f"db-failover: {exc}") from exc
             if not pids:
                 raise FaultError(f"db-failover: member {state['member']} was not running")
             state["killed_pids"] = pids

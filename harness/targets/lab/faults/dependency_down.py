@@ -4,6 +4,8 @@ Parameter ``dependency`` (optional) must be ``dependency`` (the lab has one stub
 """
 from __future__ import annotations
 
+import time
+
 from harness.errors import FaultError, InvalidInput
 from harness.faults.base import Fault, State
 from harness.lab.dependency import Dependency
@@ -29,6 +31,15 @@ class LabDependencyDown(Fault):
         if not dep.ok():
             raise FaultError("dependency-down: the dependency is not running (nothing to stop)")
         dep.stop()
+        # Fail closed: a stop that did not take (a pid file that no longer names the
+        # process, say) must not pass as the dependency's outage.
+        deadline = time.time() + 3
+        while dep.ok():
+            if time.time() > deadline:
+                raise FaultError("dependency-down: the dependency still answers after it was stopped "
+                                 f"(its pid file {self.target.cfg.path('pids', 'dependency.pid')} "
+                                 "did not name the running process)")
+            time.sleep(0.1)
 
     def revert(self, state: State) -> None:
         Dependency(self.target.cfg).start()

@@ -6,10 +6,9 @@ import os
 import random
 import signal
 
-import psutil
-
 from harness.errors import FaultError
 from harness.faults.base import Fault, State
+from harness.lab import procs
 from harness.targets import registry
 
 
@@ -47,11 +46,8 @@ class LabPodKill(Fault):
         victims = random.sample(candidates, n)
         out = []
         for v in victims:
-            try:
-                created = psutil.Process(v["pid"]).create_time()
-            except psutil.Error:
-                created = 0.0
-            out.append({"name": v["name"], "pid": v["pid"], "created": created, "zone": v["zone"]})
+            # the kernel's start time (ticks since boot), which no clock step moves
+            out.append({"name": v["name"], "pid": v["pid"], "started": procs.start_ticks(v["pid"]), "zone": v["zone"]})
         return {"victims": out}
 
     def inject(self, state: State) -> None:
@@ -59,9 +55,9 @@ class LabPodKill(Fault):
         for v in state["victims"]:
             try:
                 # Never kill a recycled pid: check it is still the same process.
-                if psutil.Process(v["pid"]).create_time() == v["created"]:
+                if procs.same_process(v["pid"], v.get("started")):
                     os.kill(v["pid"], sig)
-            except (psutil.Error, ProcessLookupError):
+            except ProcessLookupError:
                 pass
 
     def revert(self, state: State) -> None:
