@@ -23,34 +23,28 @@ from harness.lab import alerting, network, procs
 ROOT = Path(__file__).resolve().parents[2]
 
 ZONE_CUT = """\
-title: zone b cut while the harness loses a source
+title: a database replica's zone cut while the harness loses a source
 load: {{locustfile: {root}/load/api.py, users: 10, spawn-rate: 10, warmup: 5s}}
 # the steady state only gates the test (what is under test is the guard): a lenient bar
 # so that the previous test's recovery never makes this one "not steady"
 steady-state: {{window: 5s, slo: {{availability: ">= 80%"}}}}
 under-fault: {{slo: {{}}}}
 method:
-  - {{fault: zone-loss, zone: {zone}, mode: refuse, duration: 40s}}
+  - {{fault: zone-loss, zone: db-replica, mode: refuse, duration: 40s}}
 abort-when:
 {aborts}
 recovery: {{within: 30s}}
 """
 
 
-def zone_cut(lab, aborts: str) -> str:
-    """The zone-cut experiment, on a zone that does not hold the database primary: what
-    is under test is the guard, and a cut primary (where earlier tests' failovers left
-    it) stalls every write until Patroni fails over, which a latency or error abort
-    rightly takes for the system's failure before the source is taken away (a CI run's
-    latency_p95 abort, 2.6 s after the cut of the primary's zone)."""
-    from harness.lab import db
-
-    deadline = time.time() + 60
-    while (primary := db.primary(lab.cfg)) is None and time.time() < deadline:
-        time.sleep(0.5)
-    assert primary, "the database has no primary"
-    zone = next(z for z in lab.cfg.zones if db.member_name(z) != primary)
-    return ZONE_CUT.format(root=ROOT, aborts=aborts, zone=zone)
+def zone_cut(aborts: str) -> str:
+    """The zone-cut experiment, on the zone of an asynchronous database replica (the
+    harness's own ``db-replica`` role): what is under test is the guard, and a cut of the
+    primary's or the synchronous standby's zone (where earlier tests' failovers left them)
+    stalls writes, which a latency or error abort rightly takes for the system's failure
+    before the source is taken away (a CI run's latency_p95 abort, 2.6 s after a cut of the
+    primary's zone b, before the load generator was frozen)."""
+    return ZONE_CUT.format(root=ROOT, aborts=aborts)
 
 
 def _run(tmp_path, target, text: str) -> Run:
@@ -102,7 +96,7 @@ def _assert_aborted_blind(run, result, source: str, bound: float, lab):
 
 
 def test_load_generator_killed_mid_fault_aborts_and_restores_the_zone(lab, target, tmp_path):
-    run = _run(tmp_path, target, zone_cut(lab, '  - {error_ratio: "> 50%", for: 2s}\n'
+    run = _run(tmp_path, target, zone_cut('  - {error_ratio: "> 50%", for: 2s}\n'
                                             '  - {elapsed: "> 5m"}'))
     _after_inject(run, 3.0, lambda r: os.kill(r.load.proc.pid, signal.SIGKILL))
     result = run.execute()
@@ -111,7 +105,7 @@ def test_load_generator_killed_mid_fault_aborts_and_restores_the_zone(lab, targe
 
 
 def test_load_generator_frozen_mid_fault_aborts_and_its_stall_is_not_judged(lab, target, tmp_path):
-    run = _run(tmp_path, target, zone_cut(lab, '  - {latency_p95: "> 2s"}\n'
+    run = _run(tmp_path, target, zone_cut('  - {latency_p95: "> 2s"}\n'
                                             '  - {elapsed: "> 5m"}'))
     holder = {}
 
@@ -138,7 +132,7 @@ def test_load_generator_frozen_mid_fault_aborts_and_its_stall_is_not_judged(lab,
 def test_prometheus_frozen_with_a_prometheus_stop_condition_aborts(lab, target, tmp_path):
     pid = procs.read_pid(lab.cfg, "prometheus")
     assert pid
-    text = zone_cut(lab, '  - {availability: "< 50%", source: prometheus, window: 30s}\n'
+    text = zone_cut('  - {availability: "< 50%", source: prometheus, window: 30s}\n'
                          '  - {elapsed: "> 5m"}')
     run = _run(tmp_path, target, text)
     stopped = threading.Event()
