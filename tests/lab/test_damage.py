@@ -190,7 +190,7 @@ def test_the_leak_switched_back_on_fails_the_run_with_the_gauge(leaky_lab, tmp_p
     # A 3 s reset of a zone holding an idle pool of 8 connections to the primary (in
     # another zone). Measured on a leaky lab: in the experiment 8 of 8 were left half-open
     # at the primary; cut by hand, with no load, each cut left 2-6 of them half-open at the
-    # primary (the rest were mid-exchange, and the primary's retransmission after the cut
+    # primary (the rest, likely mid-exchange: the primary's retransmission after the cut
     # met the client's reset and closed them), and they stay: with only the load's own
     # traffic, a cut of the primary's zone left none in 4 runs of 4 (HAProxy's closing
     # packets are retransmitted until the cut ends), so the pool is what makes this test
