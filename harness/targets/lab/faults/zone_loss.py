@@ -12,7 +12,12 @@ class LabZoneLoss(Fault):
     """Every process in the zone (api replicas, DB member, etcd member) becomes
     unreachable at once. ``zone`` is a zone name or a role: ``db-primary``,
     ``db-sync-standby`` or ``db-replica`` (the zone holding it now). ``blackhole`` drops packets (peers hang until their
-    timeouts); ``refuse`` answers TCP with resets (peers fail fast)."""
+    timeouts); ``refuse`` answers TCP with resets, but today only the zone's own processes
+    get them: the reset answering a packet from outside leaves through the zone's outbound
+    REJECT rule, which drops it (a reset is never answered), so peers outside hang as with
+    blackhole (measured: a connect from the host times out; with the zone's resets let out
+    first it is refused at once). The fix is that one rule; every zone-cut test was
+    calibrated on today's behaviour, so it waits for a full run of them."""
 
     kind = "zone-loss"
 
