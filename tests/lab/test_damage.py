@@ -166,14 +166,13 @@ POOL_IN_A_ZONE = """\
 import sys, time, psycopg
 conns = [psycopg.connect(sys.argv[1], autocommit=True) for _ in range(int(sys.argv[2]))]
 print("ready", flush=True)
-deadline, reset = time.time() + 120, 0
+deadline = time.time() + 120
 while conns and time.time() < deadline:
     for c in list(conns):
         try:
             c.execute("SELECT 1")
         except psycopg.OperationalError:
             conns.remove(c)
-            reset += 1
     time.sleep(0.2)
 """
 
