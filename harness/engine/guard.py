@@ -16,6 +16,19 @@ active) the guard also trips, as "guard blind: <source> <why>", when
   ``bounds.load`` (a frozen or starved process, not only a dead one);
 * Prometheus, which some abort condition reads, fails to answer for longer than
   ``bounds.prometheus`` (refused, timed out, error).
+
+The guard also watches itself. Its loop ticks every 0.1 s; a tick over ``OWN_GAP``
+late (by the wall clock or the monotonic one) means the harness itself did not run:
+the machine was paused (a VM snapshot or migration stops every process at once, and the
+guest's wall clock is then stepped to the true time) or the harness was starved, or the
+wall clock was stepped. A gap in the load records that long is then nobody's stall in
+particular, and judging it as the load generator's would abort on the hypervisor (it
+did, in CI: "no record for 7.7s" right when the kernel logged a virtual machine fork).
+So the gap is written down (``pauses``, ``on_note``: the journal and the report show
+it) and each source's bound is counted again from the tick that saw it: still failing
+closed, a source that does not come back within its bound after the resume trips the
+guard as before. (Linux's soft-lockup watchdog makes the same distinction for a paused
+guest, with the hypervisor's "guest stopped" flag.)
 """
 from __future__ import annotations
 
@@ -32,6 +45,8 @@ from harness.sli.client import ClientSeries
 from harness.sli.prometheus import Prometheus
 
 WATCH_EVERY = 0.1
+#: a tick of the 0.1 s watch loop this late: the harness itself did not run (see above)
+OWN_GAP = 1.0
 
 
 class LoadSource(Protocol):
@@ -75,6 +90,7 @@ class Guard:
         poll: float = 1.0,
         load: LoadSource | None = None,
         bounds: GuardBounds | None = None,
+        on_note: Callable[[str], None] | None = None,
     ):
         self.conditions = conditions
         self.series = series
@@ -92,16 +108,28 @@ class Guard:
         self._threads: list[threading.Thread] = []
         self.prometheus_ok_at: float | None = None
         self.prometheus_error: str | None = None
+        self.on_note = on_note
+        #: (wall time of the late tick, wall-clock gap, monotonic gap) of every time the
+        #: harness itself did not run; the bounds count from ``resumed_at``
+        self.pauses: list[tuple[float, float, float]] = []
+        self.resumed_at: float | None = None
+        self._tick_at: tuple[float, float] | None = None
+        self._tick_started = 0.0
 
     @property
     def watches_prometheus(self) -> bool:
         return any(c.source == "prometheus" for c in self.conditions)
 
-    def arm(self) -> None:
-        """Start guarding (when the first fault is about to be injected)."""
+    def arm(self, threads: bool = True) -> None:
+        """Start guarding (when the first fault is about to be injected). Without
+        ``threads`` nothing watches by itself: a test drives ``tick`` with its own clock."""
         self.started_at = time.time()
         self.prometheus_ok_at = self.started_at
+        self._tick_at = (self.started_at, time.monotonic())
+        self._tick_started = self._tick_at[1]
         self._armed = True
+        if not threads:
+            return
         self._threads = [threading.Thread(target=self._watch_loop, name="guard-watch", daemon=True)]
         if self.watches_prometheus:
             self._threads.append(threading.Thread(target=self._prometheus_loop, name="guard-prometheus",
@@ -129,23 +157,52 @@ class Guard:
         while not self._stop.wait(WATCH_EVERY):
             if not self._armed or self.tripped:
                 return
-            now = time.time()
-            for i, cond in enumerate(self.conditions):
-                if cond.sli == "elapsed":
-                    self._judge(i, cond, now - (self.started_at or now), now)
-            self._watch_load(now)
-            self._watch_prometheus(now)
+            self.tick(time.time(), time.monotonic())
+
+    def tick(self, now: float, mono: float) -> None:
+        """One look at everything the 0.1 s loop watches, at wall time ``now``."""
+        if self._tick_at is not None:
+            wall_gap, mono_gap = now - self._tick_at[0], mono - self._tick_at[1]
+            if max(wall_gap, mono_gap) > OWN_GAP or wall_gap < -OWN_GAP:
+                self._own_gap(now, wall_gap, mono_gap)
+        self._tick_at = (now, mono)
+        for i, cond in enumerate(self.conditions):
+            if cond.sli == "elapsed":  # by the monotonic clock: a clock step is no time spent
+                self._judge(i, cond, mono - self._tick_started, now)
+        self._watch_load(now)
+        self._watch_prometheus(now)
+
+    def _own_gap(self, now: float, wall_gap: float, mono_gap: float) -> None:
+        self.pauses.append((now, wall_gap, mono_gap))
+        self.resumed_at = now
+        if abs(wall_gap - mono_gap) > OWN_GAP:
+            what = (f"the wall clock was stepped by {wall_gap - mono_gap:+.1f}s (the monotonic clock moved "
+                    f"{mono_gap:.1f}s: a paused machine whose clock was set right on resume, or a clock change)")
+        else:
+            what = (f"the harness itself did not run for {mono_gap:.1f}s (the machine paused, "
+                    "or the harness starved of CPU)")
+        note = (f"guard: {what}; the data sources' bounds count again from now "
+                f"(load {format_duration(self.bounds.load)}, prometheus {format_duration(self.bounds.prometheus)})")
+        if self.on_note:
+            self.on_note(note)
 
     def _watch_prometheus(self, now: float) -> None:
         """Judged here, every 0.1 s, not where a query returns: a frozen Prometheus
         holds each query for its whole time-out, and the bound must not stretch with it."""
         if not self.watches_prometheus:
             return
-        since = self.prometheus_ok_at or self.started_at or now
+        since = self._since(self.prometheus_ok_at or self.started_at or now, now)
         if now - since > self.bounds.prometheus:
             why = self.prometheus_error or "queries still waiting for an answer"
             self._blind("prometheus", f"prometheus: no answer for {format_duration(now - since)} "
                                       f"(bound {format_duration(self.bounds.prometheus)}): {why}")
+
+    def _since(self, seen_at: float, now: float) -> float:
+        """When a source was last heard of, for its bound: not before the harness last
+        resumed, and a time later than ``now`` (the clock stepped back) is the resume."""
+        if self.resumed_at is None:
+            return seen_at
+        return self.resumed_at if seen_at > now else max(seen_at, self.resumed_at)
 
     def _watch_load(self, now: float) -> None:
         if self.load is None:
@@ -154,12 +211,13 @@ class Guard:
             self._blind("load generator", f"load generator: its process exited ({self.load.exit_text()}); "
                                           "the users' view is gone")
             return
-        silent = self.load.silent_worker(now, self.bounds.load)
+        resumed = self.resumed_at is not None and now - self.resumed_at <= self.bounds.load
+        silent = None if resumed else self.load.silent_worker(now, self.bounds.load)
         if silent:
             self._blind("load generator", f"load generator: {silent} (a load machine lost mid-run; bound "
                                           f"{format_duration(self.bounds.load)}): the users' view is partial")
             return
-        last = self.load.last_record_at or self.started_at or now
+        last = self._since(self.load.last_record_at or self.started_at or now, now)
         if now - last > self.bounds.load:
             self._blind("load generator",
                         f"load generator: no record for {format_duration(now - last)} "

@@ -14,6 +14,7 @@ from harness.engine.results import SloResult
 from harness.errors import SourceUnavailable
 from harness.experiment.model import Slo
 from harness.quantities import render_value
+from harness.sli.client import STALL_SETTLE
 
 if TYPE_CHECKING:
     from harness.engine.run import Run
@@ -29,7 +30,7 @@ def probe_slo(run: "Run", index: int) -> bool:
     assert run.exp.steady_state
     window = run.exp.steady_state.window
     if run.first_inject is None:
-        now = time.time()
+        now = clean_steady_window(run, window)
         res = evaluate(run, slo, "steady-state", now - window, now)
     else:
         if run.recovered_at is not None:
@@ -41,6 +42,37 @@ def probe_slo(run: "Run", index: int) -> bool:
             t0 = t1 - (run.exp.recovery_window or min(window, 5.0))
         res = evaluate(run, slo, "recovery", t0, t1)
     return res.passed
+
+
+#: how many fresh steady-state windows a run waits for after its load generator stalled
+STEADY_RETRIES = 2
+
+
+def clean_steady_window(run: "Run", window: float) -> float:
+    """The end of a steady-state window the load generator did not stall in.
+
+    A stall of the generator itself (the machine paused for a VM snapshot, the wall clock
+    stepped, the generator starved) leaves its records out of every window; a 5 s
+    window it fell in then measures a second or two, or nothing ("no data"), and the
+    run would call a healthy system not steady. Nothing has been injected yet, so the
+    honest answer is to measure a fresh window after the stall (at most
+    ``STEADY_RETRIES`` times; a generator that keeps stalling is then judged as it is).
+    """
+    now = time.time()
+    if run.load is None or window <= 0:
+        return now
+    for _ in range(STEADY_RETRIES):
+        stalls = [(a, b) for a, b in list(run.load.series.stalls) if b > now - window - STALL_SETTLE]
+        if not stalls:
+            break
+        longest = max(b - a for a, b in stalls)
+        ready = max(b for _, b in stalls) + STALL_SETTLE + window
+        run.event("steady-state", f"the load generator itself stalled in the steady-state window (for "
+                                  f"{longest:.1f}s: its own delay, not the system's); measuring a fresh "
+                                  f"{window:g}s window")
+        time.sleep(max(0.0, min(ready - time.time(), window + STALL_SETTLE)) + 0.2)
+        now = time.time()
+    return now
 
 
 def probe_under_fault(run: "Run") -> bool:

@@ -405,7 +405,7 @@ class Run:
     # -- guard and checks --------------------------------------------------------------------
     def _arm(self) -> None:
         self.guard = Guard(list(self.exp.abort), self.load.series if self.load else None, self.prom, self._on_trip,
-                           load=self.load, bounds=self.exp.guard)
+                           load=self.load, bounds=self.exp.guard, on_note=lambda text: self.event("guard", text))
         if self.load:
             self.load.listeners.append(self.guard.on_load_record)
         self.guard.arm()

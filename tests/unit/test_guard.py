@@ -156,3 +156,112 @@ def test_records_of_a_stalled_generator_are_never_judged_as_the_system():
     assert whole.generator_records >= 5
     assert whole.quantile(0.99) < 0.01  # the 5 s stall is not the system's latency
     assert s.stalls and s.stalls[0][1] - s.stalls[0][0] > 4.9
+
+
+def paused_guard(bound=3.0, prometheus=None, conditions=None):
+    """A guard armed without its threads: the test is its clock (tick by hand)."""
+    trips = []
+    load = FakeLoad(alive=True, last=None)
+    g = Guard(conditions or [cond()], ClientSeries(), prometheus, trips.append, load=load,
+              bounds=GuardBounds(load=bound, prometheus=bound), on_note=lambda text: notes.append(text))
+    notes = []
+    g.arm(threads=False)
+    wall, mono = g.started_at, g._tick_at[1]
+    return g, load, trips, notes, wall, mono
+
+
+def run_stream(g, load, wall, mono, seconds, record=True):
+    """Tick every 0.1 s for ``seconds``; the generator's records arrive with each tick."""
+    for _ in range(int(round(seconds * 10))):
+        wall += 0.1
+        mono += 0.1
+        if record:
+            load.last_record_at = wall
+        g.tick(wall, mono)
+    return wall, mono
+
+
+def test_a_stepped_wall_clock_is_not_a_stalled_load_generator():
+    # What CI saw: the machine paused for a VM snapshot, its wall clock set right on
+    # resume (7 s on), while the monotonic clock moved a tick: "no record for 7.7s".
+    g, load, trips, notes, wall, mono = paused_guard()
+    wall, mono = run_stream(g, load, wall, mono, 2.0)
+    g.tick(wall + 7.1, mono + 0.1)
+    assert not trips
+    assert len(g.pauses) == 1 and "wall clock was stepped by +7.0s" in notes[0]
+    wall, mono = run_stream(g, load, wall + 7.1, mono + 0.1, 5.0)
+    assert not trips
+
+
+def test_a_paused_machine_restarts_the_bound_and_a_source_that_stays_away_still_trips():
+    g, load, trips, notes, wall, mono = paused_guard(bound=3.0)
+    wall, mono = run_stream(g, load, wall, mono, 2.0)
+    wall, mono = wall + 7.0, mono + 7.0  # nothing ran for 7 s, both clocks moved
+    g.tick(wall, mono)
+    assert not trips and "did not run for 7.0s" in notes[0]
+    # the generator does not come back: blind one bound after the resume, not never
+    wall, mono = run_stream(g, load, wall, mono, 2.9, record=False)
+    assert not trips
+    wall, mono = run_stream(g, load, wall, mono, 0.3, record=False)
+    assert len(trips) == 1 and trips[0].blind == "load generator"
+    assert "no record for 3.1s" in trips[0].message() or "no record for 3.2s" in trips[0].message()
+
+
+def test_without_a_pause_the_same_silence_trips_at_the_bound():
+    # the counterpart: the guard's own ticks on time, the records stop
+    g, load, trips, notes, wall, mono = paused_guard(bound=3.0)
+    wall, mono = run_stream(g, load, wall, mono, 2.0)
+    wall, mono = run_stream(g, load, wall, mono, 2.9, record=False)
+    assert not trips
+    run_stream(g, load, wall, mono, 0.3, record=False)
+    assert len(trips) == 1 and not notes and not g.pauses
+
+
+def test_a_clock_stepped_back_does_not_blind_the_guard_for_the_step():
+    g, load, trips, notes, wall, mono = paused_guard(bound=3.0)
+    wall, mono = run_stream(g, load, wall, mono, 2.0)  # last record at `wall`
+    wall, mono = wall - 3600.0, mono + 0.1  # an hour back
+    g.tick(wall, mono)
+    assert "stepped by -3600.1s" in notes[0]
+    # the generator stops right there: its last record is an hour "ahead" of now,
+    # and still the guard trips one bound after the step, not an hour later
+    run_stream(g, load, wall, mono, 3.3, record=False)
+    assert len(trips) == 1 and trips[0].blind == "load generator"
+
+
+def test_elapsed_counts_monotonic_time_not_a_clock_step():
+    c = AbortCondition("elapsed > 5s", "elapsed", parse_objective("> 5s"))
+    g, load, trips, notes, wall, mono = paused_guard(conditions=[c])
+    wall, mono = run_stream(g, load, wall, mono, 1.0)
+    g.tick(wall + 3600.0, mono + 0.1)
+    assert not trips
+    run_stream(g, load, wall + 3600.0, mono + 0.1, 4.5)
+    assert len(trips) == 1 and "elapsed > 5s" in trips[0].message()
+
+
+class _Events:
+    def __init__(self, series):
+        self.load = type("L", (), {"series": series})()
+        self.events = []
+
+    def event(self, kind, text, **_):
+        self.events.append((kind, text))
+
+
+def test_a_steady_state_window_the_generator_stalled_in_is_measured_again():
+    from harness.engine.hypothesis import clean_steady_window
+    from harness.sli.client import STALL_SETTLE
+
+    s = ClientSeries()
+    t = time.time() - 1.0
+    s.add({"t": t, "n": 10, "fail": {}, "hist": {"0": 10}})
+    s.add({"t": t + 0.8, "n": 10, "fail": {}, "hist": {"0": 10}})  # a 0.8 s gap: a stall
+    assert s.stalls
+    run = _Events(s)
+    end = clean_steady_window(run, 0.3)
+    assert end >= t + 0.8 + STALL_SETTLE + 0.3  # the window starts after the stall settled
+    assert run.events and "stalled in the steady-state window" in run.events[0][1]
+    # and a window with no stall in it is measured as it is (nothing said, no wait)
+    quiet = _Events(ClientSeries())
+    clean_steady_window(quiet, 0.3)
+    assert not quiet.events

@@ -7,6 +7,7 @@ Its faults are the modules of ``harness/targets/lab/faults/`` and its checks tho
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from typing import Any
 
@@ -50,13 +51,23 @@ class LabTarget(Target):
     def from_description(cls, description: dict[str, Any]) -> "LabTarget":
         return cls.open(description["run_dir"])
 
+    #: how long the preflight gives a lab that is not healthy to become so before it refuses:
+    #: a replica's one slow readiness answer, or its restart after an earlier fault, is a
+    #: blip the lab heals by itself; a lab still unhealthy after this is not one to test
+    PREFLIGHT_SETTLE = 15.0
+
     def preflight(self) -> None:
-        bad = [h for h in self.lab.status() if not h.ok]
+        deadline = time.monotonic() + self.PREFLIGHT_SETTLE
+        while True:
+            bad = [h for h in self.lab.status() if not h.ok]
+            if not bad or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         if bad:
             lines = "\n".join(f"  {h.name} {h.address}: {h.detail}" for h in bad)
             raise EnvironmentNotReady(
-                f"the lab is not healthy, refusing to inject anything:\n{lines}\n"
-                "(see `harness lab status`; `harness lab up` repairs what it can)"
+                f"the lab is not healthy (still, after {self.PREFLIGHT_SETTLE:g}s), refusing to inject anything:\n"
+                f"{lines}\n(see `harness lab status`; `harness lab up` repairs what it can)"
             )
 
     # -- helpers used by faults and checks ----------------------------------------
