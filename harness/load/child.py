@@ -138,7 +138,7 @@ def main() -> None:
                 bind_port = str(s.getsockname()[1])
         runner = env.create_master_runner(bind_host, int(bind_port))
         def on_interval(msg, **_kw):
-            worker_seen[msg.node_id] = time.time()
+            worker_seen[msg.node_id] = time.monotonic()
             interval.merge(msg.data)
 
         runner.register_message("harness_interval", on_interval)
@@ -192,30 +192,33 @@ def main() -> None:
     gevent.spawn(commands)
     runner.start(args.users, args.spawn_rate)
     emit({"event": "started", "users": args.users, "t": time.time()})
-    next_tick = time.time() + args.interval
+    # Ticks are scheduled by the monotonic clock and stamped with the wall clock: a wall
+    # clock stepped back (by hand, or set right after a paused VM resumed) would
+    # otherwise hold the next tick for the whole step, a stall the guard rightly trips on.
+    next_tick = time.monotonic() + args.interval
     while not stopping:
-        gevent.sleep(max(0.0, next_tick - time.time()))
-        now = time.time()
+        gevent.sleep(max(0.0, next_tick - time.monotonic()))
+        mono = time.monotonic()
         rec = interval.record()
         interval.reset()
-        rec["t"] = now
+        rec["t"] = time.time()
         rec["users"] = runner.user_count
         # How late this tick is: the generator's own loop was blocked (CPU starvation,
         # a frozen process). The harness leaves such records out of the system's SLIs.
-        lag = now - next_tick
+        lag = mono - next_tick
         if lag > 0.05:
             rec["lag"] = round(lag, 3)
         if worker_seen:
             # every worker that ever reported, with how long ago: the harness's guard
             # trips when one falls silent while a fault is active (a lost load machine)
-            rec["workers"] = {w: round(now - t, 3) for w, t in worker_seen.items()}
+            rec["workers"] = {w: round(mono - t, 3) for w, t in worker_seen.items()}
         if runner.current_cpu_usage > 90.0:  # Locust's own CPU warning threshold
             rec["starved"] = True
             rec["cpu"] = runner.current_cpu_usage
         emit(rec)
         next_tick += args.interval
-        if next_tick < now:
-            next_tick = now + args.interval
+        if next_tick < mono:
+            next_tick = mono + args.interval
     runner.quit()
     for w in workers:
         w.terminate()

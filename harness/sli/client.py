@@ -108,6 +108,12 @@ class ClientSeries:
                 rec["generator"] = True
             elif t <= self._settle_until:
                 rec["generator"] = True
+            if prev is not None and t < prev:
+                # the wall clock was stepped back: keep the store ordered for bisect
+                i = bisect.bisect_right(self._t, t)
+                self._t.insert(i, t)
+                self._recs.insert(i, rec)
+                return
             self._t.append(t)
             self._recs.append(rec)
 

@@ -44,3 +44,14 @@ def test_classify_failures():
     assert classify(TimeoutError("timed out"), None) == "timeout"
     assert classify(Exception("HTTP 503"), R()) == "http5xx"
     assert classify(ConnectionRefusedError("refused"), None) == "connection"
+
+
+def test_a_clock_stepped_back_keeps_the_series_ordered():
+    s = ClientSeries()
+    for i in range(10):
+        s.add({"t": 100.0 + i * 0.1, "n": 1, "fail": {}, "hist": {"0": 1}})
+    for i in range(10):  # the wall clock stepped back 0.5 s: stamps overlap the past
+        s.add({"t": 100.4 + i * 0.1, "n": 1, "fail": {"http5xx": 1}, "hist": {"0": 1}})
+    assert s._t == sorted(s._t)
+    w = s.window(100.95, 101.35)  # only records after the overlap: all the failed ones
+    assert w.requests == 4 and w.failed == 4
