@@ -113,6 +113,8 @@ class Guard:
         #: harness itself did not run; the bounds count from ``resumed_at``
         self.pauses: list[tuple[float, float, float]] = []
         self.resumed_at: float | None = None
+        #: per source, the moment its bound was last restarted after such a gap
+        self.excused: dict[str, float] = {}
         self._tick_at: tuple[float, float] | None = None
         self._tick_started = 0.0
 
@@ -174,15 +176,32 @@ class Guard:
 
     def _own_gap(self, now: float, wall_gap: float, mono_gap: float) -> None:
         self.pauses.append((now, wall_gap, mono_gap))
-        self.resumed_at = now
-        if abs(wall_gap - mono_gap) > OWN_GAP:
+        stepped = mono_gap <= OWN_GAP  # only the wall clock moved: no time passed
+        if stepped:
             what = (f"the wall clock was stepped by {wall_gap - mono_gap:+.1f}s (the monotonic clock moved "
                     f"{mono_gap:.1f}s: a paused machine whose clock was set right on resume, or a clock change)")
         else:
             what = (f"the harness itself did not run for {mono_gap:.1f}s (the machine paused, "
                     "or the harness starved of CPU)")
-        note = (f"guard: {what}; the data sources' bounds count again from now "
-                f"(load {format_duration(self.bounds.load)}, prometheus {format_duration(self.bounds.prometheus)})")
+        # Each source is excused one gap per silence: its bound counts again from now if
+        # it was heard from since it was last excused. A machine paused once, or again and
+        # again with the sources answering in between, loses nothing; a harness starved
+        # tick after tick with a source gone silent does not push its bound away for ever
+        # (that would keep the fault in, blind). A clock step takes no time: always excused.
+        excused = []
+        for source, seen in (("load", self.load.last_record_at if self.load else None),
+                             ("prometheus", self.prometheus_ok_at if self.watches_prometheus else None)):
+            before = self.excused.get(source)
+            if stepped or before is None or (seen is not None and seen > before):
+                self.excused[source] = now
+                excused.append(source)
+        self.resumed_at = now
+        if excused:
+            bounds = {"load": self.bounds.load, "prometheus": self.bounds.prometheus}
+            note = (f"guard: {what}; the bounds count again from now for "
+                    + ", ".join(f"{s} ({format_duration(bounds[s])})" for s in excused))
+        else:
+            note = f"guard: {what}; no source answered since the last such gap: its bound is not restarted"
         if self.on_note:
             self.on_note(note)
 
@@ -191,18 +210,19 @@ class Guard:
         holds each query for its whole time-out, and the bound must not stretch with it."""
         if not self.watches_prometheus:
             return
-        since = self._since(self.prometheus_ok_at or self.started_at or now, now)
+        since = self._since("prometheus", self.prometheus_ok_at or self.started_at or now, now)
         if now - since > self.bounds.prometheus:
             why = self.prometheus_error or "queries still waiting for an answer"
             self._blind("prometheus", f"prometheus: no answer for {format_duration(now - since)} "
                                       f"(bound {format_duration(self.bounds.prometheus)}): {why}")
 
-    def _since(self, seen_at: float, now: float) -> float:
-        """When a source was last heard of, for its bound: not before the harness last
-        resumed, and a time later than ``now`` (the clock stepped back) is the resume."""
-        if self.resumed_at is None:
+    def _since(self, source: str, seen_at: float, now: float) -> float:
+        """When a source was last heard of, for its bound: not before its bound was last
+        restarted, and a time later than ``now`` (the clock stepped back) is that restart."""
+        excused = self.excused.get(source)
+        if excused is None:
             return seen_at
-        return self.resumed_at if seen_at > now else max(seen_at, self.resumed_at)
+        return excused if seen_at > now else max(seen_at, excused)
 
     def _watch_load(self, now: float) -> None:
         if self.load is None:
@@ -211,13 +231,14 @@ class Guard:
             self._blind("load generator", f"load generator: its process exited ({self.load.exit_text()}); "
                                           "the users' view is gone")
             return
-        resumed = self.resumed_at is not None and now - self.resumed_at <= self.bounds.load
+        excused = self.excused.get("load")
+        resumed = excused is not None and now - excused <= self.bounds.load
         silent = None if resumed else self.load.silent_worker(now, self.bounds.load)
         if silent:
             self._blind("load generator", f"load generator: {silent} (a load machine lost mid-run; bound "
                                           f"{format_duration(self.bounds.load)}): the users' view is partial")
             return
-        last = self._since(self.load.last_record_at or self.started_at or now, now)
+        last = self._since("load", self.load.last_record_at or self.started_at or now, now)
         if now - last > self.bounds.load:
             self._blind("load generator",
                         f"load generator: no record for {format_duration(now - last)} "

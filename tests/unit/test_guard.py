@@ -265,3 +265,30 @@ def test_a_steady_state_window_the_generator_stalled_in_is_measured_again():
     quiet = _Events(ClientSeries())
     clean_steady_window(quiet, 0.3)
     assert not quiet.events
+
+
+def test_a_harness_starved_tick_after_tick_does_not_push_the_bound_away():
+    # every tick 1.5 s late (a CPU stress starving the harness), no records at all: one
+    # fresh bound after the first late tick, then blind, not never
+    g, load, trips, notes, wall, mono = paused_guard(bound=3.0)
+    wall, mono = run_stream(g, load, wall, mono, 1.0)
+    first = None
+    for _ in range(10):
+        wall, mono = wall + 1.5, mono + 1.5
+        g.tick(wall, mono)
+        first = first or wall
+        if trips:
+            break
+    assert len(trips) == 1 and trips[0].blind == "load generator"
+    assert wall - first <= 3.0 + 1.5
+    assert "not restarted" in notes[-1]  # the second late tick
+
+
+def test_a_machine_paused_again_and_again_with_records_between_never_trips():
+    g, load, trips, notes, wall, mono = paused_guard(bound=3.0)
+    for _ in range(5):
+        wall, mono = run_stream(g, load, wall, mono, 0.5)  # the generator answers between
+        wall, mono = wall + 4.0, mono + 4.0
+        g.tick(wall, mono)
+    assert not trips and len(g.pauses) == 5
+    assert all("count again from now for load" in n for n in notes)
