@@ -25,9 +25,10 @@ wall clock was stepped. A gap in the load records that long is then nobody's sta
 particular, and judging it as the load generator's would abort on the hypervisor (it
 did, in CI: "no record for 7.7s" right when the kernel logged a virtual machine fork).
 So the gap is written down (``pauses``, ``on_note``: the journal and the report show
-it) and each source's bound is counted again from the tick that saw it: still failing
-closed, a source that does not come back within its bound after the resume trips the
-guard as before. (Linux's soft-lockup watchdog makes the same distinction for a paused
+it) and each source's bound is counted again from the tick that saw it, once per
+silence of that source: still failing closed, a source that does not come back within
+its bound after the resume trips the guard as before, and a harness starved tick after
+tick cannot push a silent source's bound away. (Linux's soft-lockup watchdog makes the same distinction for a paused
 guest, with the hypervisor's "guest stopped" flag.)
 """
 from __future__ import annotations
