@@ -4,7 +4,9 @@ A set of gauges (connections, replication lag, restarts, memory, open files, dis
 alerts, leftover fault rules...) is read just before the first fault is injected and
 again after the run has recovered. A gauge worse than before by more than its
 tolerance fails the run, with its before/after values and the tolerance; a gauge that
-cannot be read makes the check "could not verify" (fail closed).
+cannot be read is tried again every second for ``READ_RETRY`` (10 s, or up to the
+settle deadline), and one still unreadable makes the check "could not verify" (fail
+closed). A reading that came good when tried again is named in the evidence.
 
 The expectation is ``no-lasting-damage``. A target offers it by registering a subclass
 of :class:`LastingDamage` that names its gauges and reads them (the lab's is
@@ -37,6 +39,31 @@ if TYPE_CHECKING:
 KIND = "no-lasting-damage"
 SETTLE = 20.0  # seconds a worse gauge may take to come back (e.g. TCP keepalives: 11 s)
 ALERT_GRACE = 60.0  # seconds an alert that started during the run may take to resolve
+#: seconds a reading that fails is tried again (every second) before the check gives up
+#: on it: a source busy for a moment (Prometheus answering /api/v1/alerts in more than
+#: 2 s just after a failover, measured in CI) is not "could not verify"; one unreadable
+#: for this long is (fail closed)
+READ_RETRY = 10.0
+
+
+def _retried(read, stop: threading.Event | None, until: float | None = None):
+    """``read()``, tried again every second while it raises, up to ``READ_RETRY`` seconds
+    (or up to ``until``, a wall-clock deadline, if that is later) or until ``stop`` is set.
+    Returns ``(reading, errors of the attempts that failed first)``; when every attempt
+    fails, raises the last error with how long the source stayed unreadable."""
+    t0 = time.monotonic()
+    limit = max(READ_RETRY, (until - time.time()) if until else 0.0)
+    errors: list[str] = []
+    while True:
+        try:
+            return read(), errors
+        except Exception as exc:  # noqa: BLE001 - tried again, then raised with its history
+            errors.append(str(exc) or type(exc).__name__)
+            spent = time.monotonic() - t0
+            stopped = spent >= limit or (stop.wait(1.0) if stop is not None else time.sleep(1.0))
+            if stopped:
+                tries = f" (unreadable for {spent:.0f}s, {len(errors)} tries)" if len(errors) > 1 else ""
+                raise RuntimeError(errors[-1] + tries) from exc
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,8 @@ class LastingDamage(Check):
         self.before_alerts: set[str] | None = None
         self.before_error: str | None = None
         self.before_seconds = 0.0
+        #: readings that failed and came good when tried again (named in the evidence)
+        self.retried: list[str] = []
 
     # -- what a target provides --------------------------------------------------------
     def read(self) -> dict[str, float]:
@@ -137,8 +166,9 @@ class LastingDamage(Check):
             return
         t0 = time.monotonic()
         try:
-            self.before = self.read()
-            self.before_alerts = self.firing_alerts()
+            self.before, e1 = _retried(self.read, None)
+            self.before_alerts, e2 = _retried(self.firing_alerts, None)
+            self.retried += [f"before the fault: {e}" for e in e1 + e2]
         except Exception as exc:  # noqa: BLE001 - judged (could not verify) in run()
             self.before_error = str(exc) or type(exc).__name__
         self.before_seconds = time.monotonic() - t0
@@ -203,7 +233,9 @@ class LastingDamage(Check):
 
     def _at_revert(self) -> dict[str, float] | str:
         try:
-            return self.read_at_revert()
+            got, errors = _retried(self.read_at_revert, None)
+            self.retried += [f"when the fault was reverted: {e}" for e in errors]
+            return got
         except Exception as exc:  # noqa: BLE001 - fail closed
             return f"the gauges could not be read when the fault was reverted: {exc}"
 
@@ -212,7 +244,8 @@ class LastingDamage(Check):
         """Read every gauge; re-read while some (of ``gauges``, default all) are worse than
         allowed, up to ``deadline`` (or until the run ends)."""
         while True:
-            after = self.read()
+            after, errors = _retried(self.read, clock.stop, deadline)
+            self.retried += [f"after recovery: {e}" for e in errors]
             worse = [g.name for g in (self.gauges if gauges is None else gauges) if not self._within(g, after)]
             if not worse or time.time() >= deadline or clock.stop.wait(1.0):
                 return after, worse
@@ -228,7 +261,9 @@ class LastingDamage(Check):
             return None
         ignore = set(self.params.get("ignore-alerts") or ()) | set(self.EVENT_ALERTS)
         while True:
-            now = self.firing_alerts() or set()
+            now, errors = _retried(self.firing_alerts, clock.stop, deadline)
+            now = now or set()
+            self.retried += [f"alerts after recovery: {e}" for e in errors]
             new = sorted(a for a in now - self.before_alerts if a.split("{")[0] not in ignore)
             if not new or time.time() >= deadline or clock.stop.wait(1.0):
                 return {"before": sorted(self.before_alerts), "after": sorted(now), "new": new}
@@ -252,6 +287,10 @@ class LastingDamage(Check):
             if alerts["new"]:
                 failures.append(f"alerts still firing that were not before: {', '.join(alerts['new'])}")
         evidence = [self.sources or "target gauges", "phase: just before the first injection, and after recovery"]
+        if self.retried:
+            measured["read_retries"] = list(self.retried)
+            evidence.insert(1, f"{len(self.retried)} reading(s) failed and came good when tried again: "
+                               + "; ".join(self.retried[:3]) + (" ..." if len(self.retried) > 3 else ""))
         if failures:
             return CheckResult(self.kind, False, "lasting damage: " + "; ".join(failures), measured, evidence)
         return CheckResult(self.kind, True, f"no lasting damage: {len(rows)} gauges back within tolerance"

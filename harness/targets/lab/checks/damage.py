@@ -197,8 +197,11 @@ class LabLastingDamage(LastingDamage):
         url = self.target.prometheus_url
         if not url:
             return None
-        with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=2) as r:
-            data = json.loads(r.read())
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=2) as r:
+                data = json.loads(r.read())
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"Prometheus {url}/api/v1/alerts: {exc}") from exc
         out = set()
         for a in data["data"]["alerts"]:
             if a.get("state") == "firing":
