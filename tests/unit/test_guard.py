@@ -292,3 +292,26 @@ def test_a_machine_paused_again_and_again_with_records_between_never_trips():
         g.tick(wall, mono)
     assert not trips and len(g.pauses) == 5
     assert all("count again from now for load" in n for n in notes)
+
+
+def test_a_record_that_comes_in_while_a_tick_runs_is_fresh_news_long_after_a_pause():
+    """CI: 22 s after a 5 s pause of the whole harness, a record arrived between a tick's
+    reading of the clock and its look at the load generator (its time a few ms after the
+    tick's ``now``). The guard took it for a clock stepped back and counted from the
+    pause: "no record for 21.9s" with records arriving every 0.1 s."""
+    g, load, trips, notes, wall, mono = paused_guard(bound=3.0)
+    wall, mono = run_stream(g, load, wall, mono, 1.0)
+    wall, mono = wall + 5.0, mono + 5.0
+    g.tick(wall, mono)
+    assert "did not run for 5.0s" in notes[0]
+    wall, mono = run_stream(g, load, wall, mono, 20.0)
+    for _ in range(10):  # each record lands 3 ms after its tick's clock reading
+        wall += 0.1
+        mono += 0.1
+        load.last_record_at = wall + 0.003
+        g.tick(wall, mono)
+    assert not trips, trips[0].message()
+    # and a record stamped over a second ahead (before a clock stepped back) still counts
+    # from the step: the generator that stops right there trips one bound later
+    run_stream(g, load, wall, mono, 3.3, record=False)
+    assert len(trips) == 1 and "no record for 3." in trips[0].message(), trips[0].message()
